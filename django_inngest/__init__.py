@@ -1,0 +1,40 @@
+"""Inngest-style durable functions for Django, executed by django-q2 workers.
+
+The public API mirrors the official ``inngest`` Python SDK, so porting is an import swap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django_inngest.client import Inngest
+from django_inngest.context import Context
+from django_inngest.definitions import Cancel, Event, TriggerCron, TriggerEvent
+from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
+from django_inngest.function import Function
+
+if TYPE_CHECKING:
+    from django_inngest.cancellation import CancelResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cancel",
+    "Context",
+    "Event",
+    "Function",
+    "Inngest",
+    "NonRetriableError",
+    "RetryAfterError",
+    "StepError",
+    "TriggerCron",
+    "TriggerEvent",
+    "cancel_run",
+]
+
+
+def cancel_run(run_id: str, *, reason: str = "", source: str = "python", **kwargs: Any) -> CancelResult:
+    """Cancel one run; see ``django_inngest.cancellation.cancel_run``."""
+    from django_inngest.cancellation import cancel_run as _cancel_run
+
+    return _cancel_run(run_id, reason=reason, source=source, **kwargs)

@@ -1,0 +1,77 @@
+"""``/v1/events``: stored events and the runs each one started."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from django_inngest.api.base import InngestAPIView
+from django_inngest.api.pagination import paginate
+from django_inngest.api.schema import envelope, extend_schema, responses
+from django_inngest.api.serializers import EventListQuery, EventSerializer, RunSerializer
+from django_inngest.models import Event
+
+VIEW_EVENT = "django_inngest.view_event"
+VIEW_RUN = "django_inngest.view_functionrun"
+
+
+def get_event(view: InngestAPIView, internal_id: str) -> Event:
+    event_id = view.ulid(internal_id, "Invalid event ID")
+    event = Event.objects.filter(pk=event_id).first()
+    if event is None:
+        raise exceptions.NotFound(f"Event not found: {event_id}")
+    return event
+
+
+class EventListView(InngestAPIView):
+    required_permissions = {"GET": (VIEW_EVENT,)}
+
+    @extend_schema(
+        operation_id="listEvents",
+        summary="List events, newest first",
+        parameters=[EventListQuery],
+        responses=responses(envelope("EventList", EventSerializer(many=True), paginated=True), 400),
+    )
+    def get(self, request: Request) -> Response:
+        params = self.query(request, EventListQuery)
+        events = Event.objects.all()
+        if "name" in params:
+            events = events.filter(name=params["name"])
+        if "received_after" in params:
+            events = events.filter(received_at__gt=params["received_after"])
+        if "received_before" in params:
+            events = events.filter(received_at__lt=params["received_before"])
+        page = paginate(
+            events, time_field="received_at", limit=params["limit"], cursor=params.get("cursor")
+        )
+        return self.wrap_page(EventSerializer(page.items, many=True).data, page.next_cursor)
+
+
+class EventDetailView(InngestAPIView):
+    required_permissions = {"GET": (VIEW_EVENT,)}
+
+    @extend_schema(
+        operation_id="getEvent",
+        summary="One event by internal ID",
+        responses=responses(envelope("EventDetail", EventSerializer()), 400, 404),
+    )
+    def get(self, request: Request, internal_id: str) -> Response:
+        self.query(request, None)
+        return self.wrap(EventSerializer(get_event(self, internal_id)).data)
+
+
+class EventRunsView(InngestAPIView):
+    required_permissions = {"GET": (VIEW_EVENT, VIEW_RUN)}
+
+    @extend_schema(
+        operation_id="listEventRuns",
+        summary="Runs the event started",
+        description="Not paginated, as on Inngest: an event starts one run per triggered function.",
+        responses=responses(envelope("EventRuns", RunSerializer(many=True)), 400, 404),
+    )
+    def get(self, request: Request, internal_id: str) -> Response:
+        self.query(request, None)
+        event = get_event(self, internal_id)
+        runs = event.runs.order_by("created_at", "run_id")
+        return self.wrap(RunSerializer(runs, many=True).data)

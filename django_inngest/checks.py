@@ -1,0 +1,105 @@
+"""System checks. IDs are stable: never reuse or renumber one (the README lists them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.core.checks import CheckMessage, Error, Warning
+
+from django_inngest.conf import PREFIX, SETTINGS
+from django_inngest.conf import settings as inngest_settings
+from django_inngest.definitions import MAX_CANCEL_RULES
+from django_inngest.exceptions import ExpressionError
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E001: a DJANGO_INNGEST_* setting has the wrong type. E002: event keys are not strings."""
+    messages: list[CheckMessage] = []
+    for name, setting in SETTINGS.items():
+        value = getattr(inngest_settings, name)
+        if isinstance(value, bool) and bool not in setting.types or not isinstance(value, setting.types):
+            allowed = " or ".join(t.__name__ if t is not type(None) else "None" for t in setting.types)
+            messages.append(
+                Error(
+                    f"{PREFIX}{name} must be {allowed}, not {type(value).__name__}.",
+                    hint=setting.doc,
+                    id="django_inngest.E001",
+                )
+            )
+    keys = inngest_settings.EVENT_KEYS
+    if isinstance(keys, list | tuple) and not all(isinstance(k, str) and k for k in keys):
+        messages.append(
+            Error(
+                f"{PREFIX}EVENT_KEYS must hold non-empty strings.",
+                hint="Event keys appear in the URL POST /e/<event_key>.",
+                id="django_inngest.E002",
+            )
+        )
+    return messages
+
+
+def check_integration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E010: django_q is not installed. W001: no functions were discovered."""
+    from django_inngest.registry import registry
+
+    messages: list[CheckMessage] = []
+    if not apps.is_installed("django_q"):
+        messages.append(
+            Error(
+                "django_q is missing from INSTALLED_APPS.",
+                hint="django_inngest runs functions on django-q2 workers: add 'django_q'.",
+                id="django_inngest.E010",
+            )
+        )
+    if not registry.all() and not registry.errors:
+        messages.append(
+            Warning(
+                "No django_inngest functions were discovered.",
+                hint=f"Define functions in an app's {inngest_settings.AUTODISCOVER_MODULE}.py module.",
+                id="django_inngest.W001",
+            )
+        )
+    return messages
+
+
+def check_functions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E020: invalid CEL expression. E021: duplicate function ID. E022: too many cancel rules."""
+    from django_inngest import expressions
+    from django_inngest.registry import registry
+
+    messages: list[CheckMessage] = [
+        Error(str(error), hint="Give each function a unique fn_id.", id="django_inngest.E021")
+        for error in registry.errors
+    ]
+    for function in registry.all():
+        sources: list[tuple[str, str | None, tuple[str, ...]]] = [
+            (f"trigger {t.event!r} expression", t.expression, ("event",)) for t in function.triggers
+        ]
+        sources += [
+            (f"cancel rule {c.event!r} if_exp", c.expression, ("event", "async")) for c in function.cancel
+        ]
+        for where, expression, variables in sources:
+            if not expression:
+                continue
+            try:
+                expressions.validate(expression, variables=variables)
+            except ExpressionError as exc:
+                messages.append(
+                    Error(
+                        f"Function {function.id!r}: {where} is not valid CEL: {exc.message}",
+                        hint="Inngest expressions are CEL; string literals need quotes.",
+                        obj=function.source,
+                        id="django_inngest.E020",
+                    )
+                )
+        if len(function.cancel) > MAX_CANCEL_RULES:
+            messages.append(
+                Error(
+                    f"Function {function.id!r} has {len(function.cancel)} cancel rules; "
+                    f"Inngest allows at most {MAX_CANCEL_RULES}.",
+                    obj=function.source,
+                    id="django_inngest.E022",
+                )
+            )
+    return messages

@@ -1,0 +1,190 @@
+"""``Inngest``: the client, with inngest-py's ``create_function``, ``send`` and ``send_sync``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django_inngest.definitions import (
+    MAX_CANCEL_RULES,
+    MAX_RETRIES,
+    MAX_TRIGGERS,
+    Cancel,
+    Event,
+    TriggerCron,
+    TriggerEvent,
+)
+from django_inngest.exceptions import ConfigurationError
+from django_inngest.function import FAILED_EVENT, FAILURE_SUFFIX, Function, Handler, describe_source
+from django_inngest.registry import FunctionRegistry, registry
+
+#: inngest-py options that no part of django_inngest implements yet. Passing one raises,
+#: because accepting it silently would pretend to honour it.
+_UNSUPPORTED_OPTIONS = (
+    "batch_events",
+    "concurrency",
+    "debounce",
+    "idempotency",
+    "middleware",
+    "priority",
+    "rate_limit",
+    "throttle",
+    "timeouts",
+    "singleton",
+)
+
+
+class Inngest:
+    """The client. ``app_id`` prefixes every function ID: ``f"{app_id}-{fn_id}"``."""
+
+    def __init__(self, *, app_id: str, logger: Any = None, **_ignored_connection_options: Any) -> None:
+        # inngest-py's connection options (event_key, signing_key, api_base_url, ...) have no
+        # meaning in-process; they are accepted so a ported client constructor still works.
+        if not isinstance(app_id, str) or not app_id.strip():
+            raise ConfigurationError("Inngest(app_id=...) must be a non-empty string")
+        self.app_id = app_id
+        self.logger = logger
+        self.registry: FunctionRegistry = registry
+
+    def __repr__(self) -> str:
+        return f"<Inngest app_id={self.app_id!r}>"
+
+    def create_function(
+        self,
+        *,
+        fn_id: str,
+        trigger: TriggerEvent | TriggerCron | list[TriggerEvent | TriggerCron],
+        name: str | None = None,
+        cancel: list[Cancel] | None = None,
+        retries: int | None = None,
+        on_failure: Handler | None = None,
+        output_type: object = None,
+        **options: Any,
+    ) -> Callable[[Handler], Function]:
+        """Decorator that defines and registers a function, with inngest-py's keywords."""
+        for option in options:
+            if option in _UNSUPPORTED_OPTIONS:
+                raise ConfigurationError(
+                    f"create_function({option}=...) is an Inngest option django_inngest does not "
+                    f"implement yet (function {fn_id!r})"
+                )
+            raise ConfigurationError(f"create_function() got an unknown option {option!r}")
+        if not isinstance(fn_id, str) or not fn_id:
+            raise ConfigurationError("create_function(fn_id=...) must be a non-empty string")
+        triggers = self._triggers(fn_id, trigger)
+        cancel_rules = self._cancel_rules(fn_id, cancel)
+        retry_count = self._retries(fn_id, retries)
+        if on_failure is not None and not callable(on_failure):
+            raise ConfigurationError(f"{fn_id}: on_failure must be a callable handler")
+
+        def decorator(handler: Handler) -> Function:
+            if not callable(handler):
+                raise ConfigurationError(f"{fn_id}: the decorated handler must be callable")
+            source = describe_source(handler)
+            failure_fn = None
+            if on_failure is not None:
+                composite = f"{self.app_id}-{fn_id}"
+                failure_fn = Function(
+                    app_id=self.app_id,
+                    fn_id=fn_id + FAILURE_SUFFIX,
+                    name=f"{name or fn_id} (failure)",
+                    handler=on_failure,
+                    triggers=(
+                        TriggerEvent(
+                            event=FAILED_EVENT,
+                            expression=f"event.data.function_id == '{composite}'",
+                        ),
+                    ),
+                    retries=0,  # inngest-py gives failure handlers no retries
+                    failure_of=composite,
+                    source=describe_source(on_failure),
+                )
+            function = Function(
+                app_id=self.app_id,
+                fn_id=fn_id,
+                name=name or fn_id,
+                handler=handler,
+                triggers=triggers,
+                cancel=cancel_rules,
+                retries=retry_count,
+                on_failure=failure_fn,
+                source=source,
+            )
+            self.registry.register(function)
+            if failure_fn is not None:
+                self.registry.register(failure_fn)
+            return function
+
+        return decorator
+
+    @staticmethod
+    def _triggers(
+        fn_id: str, trigger: TriggerEvent | TriggerCron | list[TriggerEvent | TriggerCron]
+    ) -> tuple[TriggerEvent, ...]:
+        items = trigger if isinstance(trigger, list | tuple) else [trigger]
+        if not items:
+            raise ConfigurationError(f"{fn_id}: trigger must name at least one TriggerEvent")
+        if len(items) > MAX_TRIGGERS:
+            raise ConfigurationError(f"{fn_id}: at most {MAX_TRIGGERS} triggers, got {len(items)}")
+        result = []
+        for item in items:
+            if isinstance(item, TriggerCron):
+                raise ConfigurationError(
+                    f"{fn_id}: TriggerCron is not supported by django_inngest yet; "
+                    "use a django-q2 Schedule that sends an event"
+                )
+            if not isinstance(item, TriggerEvent):
+                raise ConfigurationError(
+                    f"{fn_id}: trigger must be TriggerEvent objects, got {type(item).__name__}"
+                )
+            result.append(item)
+        return tuple(result)
+
+    @staticmethod
+    def _cancel_rules(fn_id: str, cancel: list[Cancel] | None) -> tuple[Cancel, ...]:
+        if cancel is None:
+            return ()
+        if not isinstance(cancel, list | tuple):
+            raise ConfigurationError(f"{fn_id}: cancel must be a list of Cancel objects")
+        for rule in cancel:
+            if not isinstance(rule, Cancel):
+                raise ConfigurationError(
+                    f"{fn_id}: cancel entries must be Cancel objects, got {type(rule).__name__}"
+                )
+        # More than MAX_CANCEL_RULES is reported by system check E023, as Inngest's
+        # validation rejects it at sync time.
+        return tuple(cancel)
+
+    @staticmethod
+    def _retries(fn_id: str, retries: int | None) -> int | None:
+        if retries is None:
+            return None  # DJANGO_INNGEST_DEFAULT_RETRIES, read when a step fails
+        if not isinstance(retries, int) or isinstance(retries, bool):
+            raise ConfigurationError(f"{fn_id}: retries must be an int, got {type(retries).__name__}")
+        if not 0 <= retries <= MAX_RETRIES:
+            raise ConfigurationError(f"{fn_id}: retries must be between 0 and {MAX_RETRIES}, got {retries}")
+        return retries
+
+    def send_sync(self, events: Event | list[Event]) -> list[str]:
+        """Store events and start the functions they trigger; returns internal event IDs.
+
+        Inside ``transaction.atomic()`` the runs start only when the transaction commits, and an
+        event rolled back with its transaction triggers nothing (beyond Inngest).
+        """
+        from django_inngest.events import send_events
+
+        items = events if isinstance(events, list) else [events]
+        return send_events([self._as_payload(e) for e in items])
+
+    async def send(self, events: Event | list[Event]) -> list[str]:
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(self.send_sync)(events)
+
+    @staticmethod
+    def _as_payload(event: Event | dict[str, Any]) -> dict[str, Any]:
+        if isinstance(event, Event):
+            return event.to_dict()
+        if isinstance(event, dict):
+            return event
+        raise TypeError(f"send_sync() takes Event objects, got {type(event).__name__}")

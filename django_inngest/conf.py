@@ -1,0 +1,76 @@
+"""Settings for django_inngest, read lazily from ``DJANGO_INNGEST_*`` Django settings.
+
+Every attribute access reads ``django.conf.settings`` again, so ``override_settings`` works and
+nothing is frozen at import (the trap django-q2's ``Conf`` falls into).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings
+
+PREFIX = "DJANGO_INNGEST_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its default and the Python types a value may have."""
+
+    default: Any
+    types: tuple[type, ...]
+    doc: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "AUTODISCOVER_MODULE": Setting(
+        "inngest_functions", (str, type(None)), "Module name autodiscovered in each app; None disables."
+    ),
+    "EVENT_KEYS": Setting(
+        [], (list, tuple), "Event keys accepted by POST /e/<event_key>. Empty means the event API refuses all."
+    ),
+    "SIGNING_KEY": Setting(
+        "", (str,), "Signing key accepted as 'Authorization: Bearer' on the REST API (raw or hashed)."
+    ),
+    "MAX_EVENT_BYTES": Setting(512 * 1024, (int,), "Largest accepted event, in bytes (Inngest OSS: 512 KiB)."),
+    "MAX_EVENTS_PER_REQUEST": Setting(5000, (int,), "Largest JSON array accepted by the event API."),
+    "MAX_STEP_OUTPUT_BYTES": Setting(4 * 1024 * 1024, (int,), "Largest step output, in bytes (Inngest: 4 MB)."),
+    "DEFAULT_RETRIES": Setting(4, (int,), "Retries per step when a function does not set `retries`."),
+    "LEASE_SECONDS": Setting(
+        30.0, (int, float), "How long a worker's claim on a run lasts without a heartbeat."
+    ),
+    "REDISPATCH_AFTER_SECONDS": Setting(
+        30.0, (int, float), "A ready run not claimed this long after dispatch is dispatched again."
+    ),
+    "TIMER_POLL_SECONDS": Setting(
+        0.25, (int, float), "How often each worker looks for due sleeps, timeouts, retries and lost runs."
+    ),
+    "INVOCATION_BUDGET_SECONDS": Setting(
+        5.0, (int, float), "How long one worker task keeps advancing a run before yielding the worker."
+    ),
+    "RETRY_BACKOFF_SECONDS": Setting(
+        2.0, (int, float), "First retry delay; doubles per attempt, with jitter."
+    ),
+    "RETRY_BACKOFF_MAX_SECONDS": Setting(600.0, (int, float), "Longest retry delay."),
+    "DEDUPE_WINDOW_SECONDS": Setting(
+        24 * 3600, (int,), "A repeated sender event id within this window starts no function."
+    ),
+    "Q_CLUSTER_NAME": Setting(
+        None, (str, type(None)), "django-q2 cluster (queue) that runs executions; None is the default one."
+    ),
+}
+
+
+class _LazySettings:
+    """Reads ``DJANGO_INNGEST_<NAME>`` on every access, falling back to the default."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            setting = SETTINGS[name]
+        except KeyError:
+            raise AttributeError(f"Unknown django_inngest setting {name!r}") from None
+        return getattr(django_settings, PREFIX + name, setting.default)
+
+
+settings = _LazySettings()

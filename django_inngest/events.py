@@ -1,0 +1,153 @@
+"""Events in: validate, store, dedupe, start triggered runs and feed pending listeners.
+
+``send_events`` is the one entry point shared by ``client.send_sync``, the HTTP event API,
+``step.send_event`` and the engine's system events.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from django_inngest import listeners, runs
+from django_inngest.conf import settings
+from django_inngest.exceptions import EventValidationError
+from django_inngest.ids import new_ulid
+from django_inngest.models import Event
+
+INTERNAL_PREFIX = "inngest/"
+MAX_NAME_LENGTH = 255
+MAX_ID_LENGTH = 255
+
+
+def is_internal_name(name: str) -> bool:
+    # Inngest lowercases before checking the reserved prefix (pkg/event/event.go IsInternal).
+    return name.lower().startswith(INTERNAL_PREFIX)
+
+
+def validate_event(
+    payload: Any, *, received_ms: int, position: int | None = None, allow_internal: bool = False
+) -> dict[str, Any]:
+    """Check one event's fields and return them normalised; raises EventValidationError naming the field."""
+    where = f"event {position}: " if position is not None else ""
+
+    def fail(message: str) -> EventValidationError:
+        return EventValidationError(where + message)
+
+    if not isinstance(payload, dict):
+        raise fail(f"an event must be a JSON object, got {type(payload).__name__}")
+    size = len(json.dumps(payload, separators=(",", ":"), default=str).encode())
+    if size > settings.MAX_EVENT_BYTES:
+        raise fail(f"event is {size} bytes, over the limit of {settings.MAX_EVENT_BYTES} bytes")
+    name = payload.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise fail("`name` is required and must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise fail(f"`name` is longer than {MAX_NAME_LENGTH} characters")
+    if is_internal_name(name) and not allow_internal:
+        raise fail(f"`name` {name!r} uses the reserved 'inngest/' prefix")
+    data = payload.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise fail("`data` must be an object")
+    if not allow_internal and "_inngest" in data:
+        data = {k: v for k, v in data.items() if k != "_inngest"}
+    user = payload.get("user")
+    if user is None:
+        user = {}
+    if not isinstance(user, dict):
+        raise fail("`user` must be an object")
+    external_id = payload.get("id")
+    if external_id is None:
+        external_id = ""
+    if not isinstance(external_id, str):
+        raise fail("`id` must be a string")
+    if len(external_id) > MAX_ID_LENGTH:
+        raise fail(f"`id` is longer than {MAX_ID_LENGTH} characters")
+    ts = payload.get("ts")
+    if ts is None or ts == 0:
+        ts = received_ms
+    if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
+        raise fail("`ts` must be a non-negative integer of milliseconds")
+    version = payload.get("v")
+    if version is None:
+        version = ""
+    if not isinstance(version, str):
+        raise fail("`v` must be a string")
+    return {
+        "name": name,
+        "data": data,
+        "user": user,
+        "external_id": external_id,
+        "ts": ts,
+        "v": version,
+    }
+
+
+def send_events(
+    payloads: Sequence[Any], *, allow_internal: bool = False, now: datetime | None = None
+) -> list[str]:
+    """Validate (all or nothing), store and dispatch events; returns internal IDs in order.
+
+    Runs the triggered functions only once the surrounding transaction commits; events rolled
+    back with it trigger nothing.
+    """
+    now = now or timezone.now()
+    received_ms = int(now.timestamp() * 1000)
+    fields = [
+        validate_event(p, received_ms=received_ms, position=i if len(payloads) > 1 else None,
+                       allow_internal=allow_internal)
+        for i, p in enumerate(payloads)
+    ]
+    with transaction.atomic():
+        events = store_events(fields, now)
+        for event in events:
+            if event.is_duplicate:
+                continue
+            runs.start_triggered_runs(event, now)
+            listeners.deliver(event, now)
+    return [e.internal_id for e in events]
+
+
+def store_events(fields: list[dict[str, Any]], now: datetime) -> list[Event]:
+    duplicates = _duplicate_ids([f["external_id"] for f in fields if f["external_id"]], now)
+    events = []
+    seen: set[str] = set()
+    for f in fields:
+        external_id = f["external_id"]
+        is_duplicate = bool(external_id) and (external_id in duplicates or external_id in seen)
+        if external_id:
+            seen.add(external_id)
+        events.append(Event(internal_id=new_ulid(), received_at=now, is_duplicate=is_duplicate, **f))
+    Event.objects.bulk_create(events)
+    return events
+
+
+def _duplicate_ids(external_ids: Iterable[str], now: datetime) -> set[str]:
+    ids = set(external_ids)
+    if not ids:
+        return set()
+    window_start = now - timedelta(seconds=settings.DEDUPE_WINDOW_SECONDS)
+    return set(
+        Event.objects.filter(
+            external_id__in=ids, received_at__gte=window_start, is_duplicate=False
+        ).values_list("external_id", flat=True)
+    )
+
+
+def send_system_event(name: str, data: dict[str, Any], *, event_id: str, ts_ms: int | None = None) -> str:
+    """Emit an ``inngest/...`` event from the engine (the ID doubles as the dedupe key)."""
+    payload = {
+        "name": name,
+        "data": data,
+        "id": event_id,
+        "ts": ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
+    }
+    return send_events([payload], allow_internal=True)[0]

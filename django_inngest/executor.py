@@ -1,0 +1,117 @@
+"""The only module that talks to django-q2: wake-up tasks, and the timer poller in each worker.
+
+django-q2 is transport, not truth. A task carries only a run ID; the run's row says whether it
+is ready and free. A lost task (the Redis broker drops in-flight tasks when a worker dies) is
+re-dispatched by the poller once ``REDISPATCH_AFTER_SECONDS`` pass; a duplicate task (one that
+outlived ``retry``) finds the lease held and returns. django-q2's ``Schedule`` ticks only every
+~30 s, so each worker runs a small poller thread for sleeps, timeouts, retries and lost runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import close_old_connections
+from django_q.brokers import Broker, get_broker
+from django_q.conf import Conf
+from django_q.signals import post_spawn
+from django_q.tasks import async_task
+
+from django_inngest import engine
+from django_inngest.conf import settings
+
+logger = logging.getLogger(__name__)
+TASK = "django_inngest.executor.execute_run"
+
+_brokers: dict[str | None, Broker] = {}
+
+
+def _broker() -> Broker:
+    # Building a broker per enqueue costs a new Redis connection each time; keep one per process.
+    cluster = settings.Q_CLUSTER_NAME
+    if cluster not in _brokers:
+        _brokers[cluster] = get_broker(cluster) if cluster else get_broker()
+    return _brokers[cluster]
+
+
+def dispatch(run_ids: Iterable[str]) -> None:
+    """Enqueue a wake-up task per run. Failure to enqueue is logged, never raised: the poller
+    finds the run again from its row."""
+    for run_id in run_ids:
+        try:
+            options: dict[str, Any] = {"save": False, "task_name": f"inngest run {run_id}"}
+            if Conf.SYNC:
+                options["sync"] = True
+            else:
+                options["broker"] = _broker()
+            if settings.Q_CLUSTER_NAME:
+                options["cluster"] = settings.Q_CLUSTER_NAME
+            async_task(TASK, run_id, q_options=options)
+        except Exception:
+            logger.exception("Could not enqueue run_id=%s; the poller will retry", run_id)
+
+
+def execute_run(run_id: str) -> str:
+    """The django-q2 task. Never raises: every outcome is recorded in our own tables."""
+    try:
+        return engine.advance(run_id)
+    except Exception:
+        logger.exception("Unexpected error advancing run_id=%s; it will be retried", run_id)
+        return "error"
+
+
+def tick() -> int:
+    """One poll: dispatch every run whose time has come; deliver cancel signals lost to a crash."""
+    ids = engine.poll_due_runs()
+    if ids:
+        dispatch(ids)
+    return len(ids)
+
+
+class Poller(threading.Thread):
+    """Runs in every worker process (started on django-q2's ``post_spawn``)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="django-inngest-poller", daemon=True)
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        from django_inngest.maintenance import periodic_maintenance
+        from django_inngest.registrations import sync_registrations
+
+        try:
+            sync_registrations()
+        except Exception:
+            logger.exception("Could not sync function registrations at worker start")
+        last_maintenance = 0.0
+        while not self._stop_event.wait(float(settings.TIMER_POLL_SECONDS)):
+            try:
+                close_old_connections()
+                tick()
+                if time.monotonic() - last_maintenance > 5:
+                    last_maintenance = time.monotonic()
+                    periodic_maintenance()
+            except Exception:
+                logger.exception("django_inngest poller error; retrying")
+
+
+_poller: Poller | None = None
+
+
+def start_poller(**_: Any) -> None:
+    global _poller
+    if Conf.SYNC or (_poller is not None and _poller.is_alive()):
+        return
+    _poller = Poller()
+    _poller.start()
+
+
+def connect_worker_signals() -> None:
+    post_spawn.connect(start_poller, dispatch_uid="django_inngest.start_poller")

@@ -1,0 +1,79 @@
+"""``Function``: one durable function definition, as built by ``Inngest.create_function``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django_inngest.definitions import Cancel, TriggerEvent
+
+if TYPE_CHECKING:
+    from django_inngest.context import Context
+
+Handler = Callable[["Context"], Any]
+
+FAILURE_SUFFIX = "-failure"
+FAILED_EVENT = "inngest/function.failed"
+FINISHED_EVENT = "inngest/function.finished"
+CANCELLED_EVENT = "inngest/function.cancelled"
+INVOKED_EVENT = "inngest/function.invoked"
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    """A registered function. ``id`` is Inngest's composite ``f"{app_id}-{fn_id}"``, verbatim."""
+
+    app_id: str
+    fn_id: str
+    name: str
+    handler: Handler
+    triggers: tuple[TriggerEvent, ...]
+    cancel: tuple[Cancel, ...] = ()
+    #: Retries per step; None means the DJANGO_INNGEST_DEFAULT_RETRIES setting (Inngest: 4).
+    retries: int | None = None
+    #: The ``<id>-failure`` function built from ``on_failure``, if any.
+    on_failure: Function | None = None
+    #: Set on an ``on_failure`` function: the ID of the function it serves.
+    failure_of: str | None = None
+    source: str = field(default="")
+
+    @property
+    def id(self) -> str:
+        return f"{self.app_id}-{self.fn_id}"
+
+    def __repr__(self) -> str:
+        return f"<Function {self.id} ({self.source})>"
+
+    @property
+    def retry_limit(self) -> int:
+        if self.retries is not None:
+            return self.retries
+        from django_inngest.conf import settings
+
+        return int(settings.DEFAULT_RETRIES)
+
+    def config(self) -> dict[str, Any]:
+        """The registration config, in the shape Inngest's sync payload uses."""
+        config: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "triggers": [t.to_config() for t in self.triggers],
+            "steps": {"step": {"retries": {"attempts": self.retry_limit}}},
+        }
+        if self.cancel:
+            config["cancel"] = [c.to_config() for c in self.cancel]
+        return config
+
+
+def describe_source(handler: Callable[..., Any]) -> str:
+    """``module.qualname (file:line)``, used to name both sides of a duplicate ID."""
+    module = getattr(handler, "__module__", "?")
+    qualname = getattr(handler, "__qualname__", repr(handler))
+    try:
+        file = inspect.getsourcefile(handler)
+        line = inspect.getsourcelines(handler)[1]
+    except (OSError, TypeError):
+        return f"{module}.{qualname}"
+    return f"{module}.{qualname} ({file}:{line})"

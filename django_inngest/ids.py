@@ -1,0 +1,40 @@
+"""ULIDs: 26-character, time-sortable identifiers, as Inngest uses for events and runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+_DECODE = {c: i for i, c in enumerate(_ALPHABET)}
+ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+
+
+def new_ulid(ms: int | None = None) -> str:
+    """A new ULID for the given Unix time in milliseconds (default: now)."""
+    if ms is None:
+        ms = time.time_ns() // 1_000_000
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def is_ulid(value: object) -> bool:
+    return isinstance(value, str) and bool(ULID_RE.match(value))
+
+
+def ulid_ms(ulid: str) -> int:
+    """The millisecond timestamp encoded in a ULID."""
+    value = 0
+    for char in ulid[:10]:
+        value = (value << 5) | _DECODE[char]
+    return value
+
+
+def ulid_datetime(ulid: str) -> datetime:
+    return datetime.fromtimestamp(ulid_ms(ulid) / 1000, tz=UTC)

@@ -1,0 +1,146 @@
+"""Ending a run: the one place that writes a terminal status and emits terminal system events.
+
+Callers hold the run's row lock inside ``transaction.atomic()`` and have checked that the run is
+still active, so when completion and cancellation race exactly one of them gets here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from django_inngest import signals
+from django_inngest.function import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT
+from django_inngest.ids import new_ulid
+from django_inngest.models import FunctionRun, Listener, RunStatus, WaitKind
+
+logger = logging.getLogger(__name__)
+
+#: Inngest's documented ``data.error`` for ``inngest/function.cancelled``.
+CANCELLED_ERROR = {"error": "function cancelled", "message": "function cancelled", "name": "Error"}
+#: Runs triggered by these emit no system events ("don't recursively trigger finish handlers").
+_NO_SYSTEM_EVENTS_FOR = (FAILED_EVENT, FINISHED_EVENT)
+
+
+def error_dict(exc: BaseException) -> dict[str, Any]:
+    """Inngest's ``StandardError`` shape."""
+    name = getattr(exc, "name", None) if exc.__class__.__name__ == "StepError" else None
+    name = name or type(exc).__name__
+    message = getattr(exc, "message", None) or str(exc)
+    return {
+        "error": f"{name}: {message}" if message else name,
+        "message": message,
+        "name": name,
+        "stack": "".join(traceback.format_exception(exc)),
+    }
+
+
+def base_data(run: FunctionRun) -> dict[str, Any]:
+    trigger = run.event.as_payload()
+    return {"event": trigger, "events": [trigger], "function_id": run.function_id, "run_id": run.run_id}
+
+
+def cancelled_event_data(run: FunctionRun) -> dict[str, Any]:
+    return {"error": dict(CANCELLED_ERROR), **base_data(run)}
+
+
+def finish_run(
+    run: FunctionRun,
+    status: RunStatus,
+    now: datetime,
+    *,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    cancel_source: str = "",
+    cancel_reason: str = "",
+    cancellation_id: str | None = None,
+) -> None:
+    from django_inngest import engine
+
+    run.status = status
+    run.ended_at = now
+    run.output = output if status == RunStatus.COMPLETED else None
+    run.error = error
+    run.ready_at = None
+    run.wait_kind = WaitKind.NONE
+    run.lease_owner = ""
+    run.lease_expires_at = None
+    run.cancel_source = cancel_source
+    run.cancel_reason = cancel_reason
+    run.cancellation_id = cancellation_id
+    run.save(
+        update_fields=[
+            "status", "ended_at", "output", "error", "ready_at", "wait_kind", "lease_owner",
+            "lease_expires_at", "cancel_source", "cancel_reason", "cancellation",
+        ]
+    )
+    # Pending waits, cancel rules and timers die with the run.
+    Listener.objects.filter(run_id=run.run_id).delete()
+    if run.event.name not in _NO_SYSTEM_EVENTS_FOR:
+        _emit_terminal_events(run, status, now, output, error)
+    if run.parent_run_id:
+        engine.resolve_invoke(run.parent_run_id, run.parent_step_id, status, output, error)
+    logger.info("Run ended run_id=%s function=%s status=%s", run.run_id, run.function_id, status)
+
+    def after_commit() -> None:
+        signals.function_finished.send_robust(sender=FunctionRun, run=run)
+        if status == RunStatus.CANCELLED:
+            send_cancelled_signal(run)
+
+    transaction.on_commit(after_commit)
+
+
+def send_cancelled_signal(run: FunctionRun) -> None:
+    for receiver, response in signals.function_cancelled.send_robust(
+        sender=FunctionRun, run=run, source=run.cancel_source, reason=run.cancel_reason
+    ):
+        if isinstance(response, Exception):
+            logger.error(
+                "function_cancelled receiver %r failed for run_id=%s",
+                receiver, run.run_id, exc_info=response,
+            )
+
+
+def _emit_terminal_events(
+    run: FunctionRun, status: RunStatus, now: datetime, output: Any, error: dict[str, Any] | None
+) -> None:
+    from django_inngest.events import send_system_event
+
+    ts = int(now.timestamp() * 1000)
+    finished = base_data(run)
+    if status == RunStatus.COMPLETED:
+        finished["result"] = output
+    elif status == RunStatus.CANCELLED:
+        finished["error"] = dict(CANCELLED_ERROR)
+    else:
+        finished["error"] = error
+    if run.parent_run_id:
+        finished["correlation_id"] = f"{run.parent_run_id}.{run.parent_step_id}"
+    finished["_inngest"] = {"status": str(status)}
+    send_system_event(FINISHED_EVENT, finished, event_id=new_ulid(), ts_ms=ts)
+    if status == RunStatus.FAILED:
+        # The run ID doubles as the event ID, so a repeat can never start on_failure twice.
+        send_system_event(FAILED_EVENT, {"error": error, **base_data(run)}, event_id=run.run_id, ts_ms=ts)
+
+
+def emit_cancelled_event(run: FunctionRun) -> bool:
+    """Emit ``inngest/function.cancelled`` once for a run (the outbox flag guards repeats)."""
+    from django_inngest.events import send_system_event
+
+    if run.event.name in _NO_SYSTEM_EVENTS_FOR:
+        FunctionRun.objects.filter(pk=run.pk).update(cancelled_signal_sent=True)
+        return False
+    with transaction.atomic():
+        claimed = FunctionRun.objects.filter(pk=run.pk, cancelled_signal_sent=False).update(
+            cancelled_signal_sent=True
+        )
+        if not claimed:
+            return False
+        ts = int(run.ended_at.timestamp() * 1000) if run.ended_at else time.time_ns() // 1_000_000
+        send_system_event(CANCELLED_EVENT, cancelled_event_data(run), event_id=run.run_id, ts_ms=ts)
+    return True

@@ -1,0 +1,113 @@
+"""Pending ``cancel_on`` rules and ``wait_for_event`` waits, matched against incoming events.
+
+At schedule time the triggering event's values are substituted into the expression (Inngest's
+``Interpolate``), leaving only ``async``. One ``async.<path> == <literal>`` predicate is hashed
+into ``match_key``; an incoming event computes the keys of its own leaves and fetches candidate
+listeners with one indexed query. Only candidates get a CEL evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+
+from django_inngest import expressions, matching
+from django_inngest.function import Function
+from django_inngest.models import Event, FunctionRun, Listener, ListenerKind
+
+logger = logging.getLogger(__name__)
+
+
+def _residual(expression: str | None, trigger_payload: dict[str, Any]) -> str:
+    if not expression:
+        return ""
+    residual = expressions.interpolate(expression, trigger_payload)
+    return "" if residual == "true" else residual
+
+
+def create_cancel_listeners(
+    run: FunctionRun, function: Function, trigger_payload: dict[str, Any], now: datetime
+) -> None:
+    rows = []
+    for rule in function.cancel:
+        residual = _residual(rule.expression, trigger_payload)
+        if residual == "false":
+            continue  # this trigger can never be cancelled by that rule (Inngest skips it too)
+        rows.append(
+            Listener(
+                kind=ListenerKind.CANCEL,
+                run=run,
+                event_name=rule.event,
+                expression=residual,
+                match_key=matching.key_for_expression(residual) if residual else None,
+                trigger_event_id=run.event_id,
+                expires_at=now + rule.window,
+                created_at=now,
+            )
+        )
+    if rows:
+        Listener.objects.bulk_create(rows)
+
+
+def create_wait_listener(
+    run: FunctionRun,
+    step_id: str,
+    event_name: str,
+    expression: str | None,
+    trigger_payload: dict[str, Any],
+    now: datetime,
+    timeout: timedelta,
+) -> Listener | None:
+    """Returns None when the expression can never match (the wait simply times out)."""
+    residual = _residual(expression, trigger_payload)
+    if residual == "false":
+        return None
+    return Listener.objects.create(
+        kind=ListenerKind.WAIT,
+        run=run,
+        step_id=step_id,
+        event_name=event_name,
+        expression=residual,
+        match_key=matching.key_for_expression(residual) if residual else None,
+        trigger_event_id=run.event_id,
+        expires_at=now + timeout,
+        created_at=now,
+    )
+
+
+def candidates(event: Event, payload: dict[str, Any], now: datetime) -> list[Listener]:
+    keys = matching.event_keys(payload)
+    return list(
+        Listener.objects.filter(event_name=event.name, expires_at__gt=now)
+        .filter(Q(match_key__in=keys) | Q(match_key__isnull=True))
+        .exclude(trigger_event_id=event.internal_id)
+        .order_by("created_at", "id")
+    )
+
+
+def matching_listeners(event: Event, now: datetime) -> list[Listener]:
+    payload = event.as_payload()
+    return [
+        listener
+        for listener in candidates(event, payload, now)
+        if not listener.expression or expressions.evaluate(listener.expression, async_=payload)
+    ]
+
+
+def deliver(event: Event, now: datetime) -> None:
+    """Cancel the runs whose cancel rules match and resume the waits that match."""
+    from django_inngest import cancellation, engine
+    from django_inngest.models import CancelSource
+
+    for listener in matching_listeners(event, now):
+        if listener.kind == ListenerKind.CANCEL:
+            cancellation.cancel_run(
+                listener.run_id,
+                source=CancelSource.EVENT,
+                reason=f"cancel_on event {event.name} ({event.internal_id})",
+            )
+        else:
+            engine.resume_wait(listener, event)

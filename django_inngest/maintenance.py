@@ -1,0 +1,42 @@
+"""Periodic housekeeping run by each worker's poller: outbox redelivery and expired listeners."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+
+from django_inngest.models import FunctionRun, Listener, RunStatus
+
+logger = logging.getLogger(__name__)
+#: A cancel signal not delivered this long after the cancel committed was lost to a crash.
+OUTBOX_GRACE = timedelta(seconds=10)
+#: Inngest deletes expired pauses after a 20-minute grace period.
+LISTENER_GRACE = timedelta(minutes=20)
+
+
+def redeliver_cancel_signals(limit: int = 100) -> int:
+    from django_inngest.lifecycle import send_cancelled_signal
+
+    cutoff = timezone.now() - OUTBOX_GRACE
+    runs = list(
+        FunctionRun.objects.select_related("event").filter(
+            status=RunStatus.CANCELLED, cancelled_signal_sent=False, ended_at__lt=cutoff
+        )[:limit]
+    )
+    for run in runs:
+        logger.warning("Redelivering function_cancelled for run_id=%s", run.run_id)
+        send_cancelled_signal(run)
+    return len(runs)
+
+
+def delete_expired_listeners() -> int:
+    # Expired cancel rules simply lapse; expired waits are resolved by the run's own timeout.
+    cutoff = timezone.now() - LISTENER_GRACE
+    return Listener.objects.filter(expires_at__lt=cutoff, kind="cancel").delete()[0]
+
+
+def periodic_maintenance() -> None:
+    redeliver_cancel_signals()
+    delete_expired_listeners()

@@ -1,0 +1,58 @@
+"""Keep ``FunctionRegistration`` rows in step with the code registry."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from django_inngest.function import Function
+from django_inngest.models import FunctionRegistration
+from django_inngest.registry import registry
+
+logger = logging.getLogger(__name__)
+_known: set[str] = set()
+
+
+def _fields(function: Function) -> dict[str, object]:
+    return {
+        "app_id": function.app_id,
+        "fn_id": function.fn_id,
+        "name": function.name,
+        "config": function.config(),
+        "is_active": True,
+    }
+
+
+def sync_registrations() -> tuple[int, int]:
+    """Upsert a row per registered function; deactivate rows whose function left the code.
+
+    Returns (active, deactivated). Runs of deactivated functions are kept.
+    """
+    functions = registry.all()
+    with transaction.atomic():
+        for function in functions:
+            FunctionRegistration.objects.update_or_create(
+                function_id=function.id, defaults=_fields(function)
+            )
+        deactivated = (
+            FunctionRegistration.objects.filter(is_active=True)
+            .exclude(function_id__in=[f.id for f in functions])
+            .update(is_active=False)
+        )
+    _known.update(f.id for f in functions)
+    logger.info("Synced functions active=%s deactivated=%s", len(functions), deactivated)
+    return len(functions), deactivated
+
+
+def ensure_registered(function: Function) -> None:
+    """Make sure a run's foreign key has a row to point at (cheap after the first call)."""
+    if function.id in _known:
+        return
+    FunctionRegistration.objects.update_or_create(function_id=function.id, defaults=_fields(function))
+    _known.add(function.id)
+
+
+def forget_cache() -> None:
+    """Tests flush the database between cases; the cache must not outlive the rows."""
+    _known.clear()

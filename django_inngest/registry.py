@@ -1,0 +1,89 @@
+"""The process-wide registry of functions, filled by autodiscovering ``inngest_functions`` modules."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django_inngest.exceptions import FunctionAlreadyRegisteredError
+from django_inngest.function import Function
+
+
+class FunctionRegistry:
+    """Function ID → ``Function``. Rejects a second definition of an ID, naming both."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, Function] = {}
+        self._lock = threading.Lock()
+        #: Duplicates met during autodiscovery; reported by system check E021.
+        self.errors: list[FunctionAlreadyRegisteredError] = []
+        #: Bumped on every change so caches built from the registry know when to rebuild.
+        self.version = 0
+
+    def register(self, function: Function) -> None:
+        with self._lock:
+            existing = self._functions.get(function.id)
+            # Re-importing the same module (autoreload, a test re-import) re-registers the
+            # same definition; only a different definition is a conflict.
+            if existing is not None and existing.source != function.source:
+                raise FunctionAlreadyRegisteredError(
+                    f"Function ID {function.id!r} is defined twice: by {existing.source} "
+                    f"and by {function.source}"
+                )
+            self._functions[function.id] = function
+            self.version += 1
+
+    def get(self, function_id: str) -> Function | None:
+        return self._functions.get(function_id)
+
+    def all(self) -> list[Function]:
+        return list(self._functions.values())
+
+    def __contains__(self, function_id: object) -> bool:
+        return function_id in self._functions
+
+    def unregister(self, function_id: str) -> None:
+        with self._lock:
+            self._functions.pop(function_id, None)
+            self.version += 1
+
+    @contextmanager
+    def isolated(self) -> Iterator[FunctionRegistry]:
+        """Swap in an empty registry for a block (tests); restore the previous one after."""
+        with self._lock:
+            saved, saved_errors = self._functions, self.errors
+            self._functions, self.errors = {}, []
+            self.version += 1
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._functions, self.errors = saved, saved_errors
+                self.version += 1
+
+
+registry = FunctionRegistry()
+
+
+def autodiscover() -> None:
+    """Import ``<app>.<module>`` for each installed app, as Django's admin autodiscovery does."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.utils.module_loading import module_has_submodule
+
+    from django_inngest.conf import settings
+
+    module = settings.AUTODISCOVER_MODULE
+    if not module:
+        return
+    for app_config in apps.get_app_configs():
+        if not module_has_submodule(app_config.module, module):
+            continue
+        try:
+            import_module(f"{app_config.name}.{module}")
+        except FunctionAlreadyRegisteredError as error:
+            # Surface as system check E021 (which stops runserver, migrate and qcluster)
+            # rather than as a traceback from app loading; keep discovering other apps.
+            registry.errors.append(error)

@@ -1,0 +1,16 @@
+"""Signals django_inngest sends. Receivers may be connected by user code."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: Sent once per cancelled run, after the cancelling transaction commits.
+#: kwargs: ``run`` (FunctionRun), ``source`` (a CancelSource value: event, api, bulk, admin,
+#: cli, python) and ``reason`` (str). Sent with ``sender=FunctionRun`` and ``send_robust``,
+#: so a failing receiver is logged and never undoes the cancellation. django_inngest's own
+#: receiver emits the ``inngest/function.cancelled`` system event.
+function_cancelled = Signal()
+
+#: Sent after a run ends in any status (Completed, Failed, Cancelled), after commit.
+#: kwargs: ``run``.
+function_finished = Signal()

@@ -1,0 +1,35 @@
+"""Helpers for tests of projects that use django_inngest."""
+
+from __future__ import annotations
+
+import time
+
+from django.utils import timezone
+
+from django_inngest import engine
+from django_inngest.models import FunctionRun
+
+
+def drain(*, timeout: float = 10.0, until_idle: bool = True) -> int:
+    """Advance every ready run inline, in this process, until none is ready now.
+
+    Runs that sleep or wait stay paused. Returns how many advances ran. Useful with django-q2
+    in sync mode or with no worker at all; it uses the same claim and lease as a worker.
+    """
+    advanced = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ids = list(
+            FunctionRun.objects.active()
+            .filter(ready_at__lte=timezone.now(), lease_owner="")
+            .order_by("ready_at")
+            .values_list("run_id", flat=True)
+        )
+        progressed = False
+        for run_id in ids:
+            if engine.advance(run_id) != "skipped":
+                advanced += 1
+                progressed = True
+        if not progressed or not until_idle:
+            break
+    return advanced
