@@ -45,6 +45,7 @@ from django_inngest.registry import registry
 from django_inngest.steps import Abandon, Group, Step, Suspend, check_output
 
 logger = logging.getLogger(__name__)
+_REPLAYED = (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SLEEPING, StepStatus.WAITING)
 WORKER_LOST = {"name": "WorkerLostError", "message": "the worker running this step stopped"}
 
 
@@ -107,9 +108,9 @@ class Invocation:
         self.recovered = recovered
         self.deadline = time.monotonic() + float(settings.INVOCATION_BUDGET_SECONDS)
         self.memos: dict[str, StepRun] = {m.step_id: m for m in run.steps.all()}
-        self._unconsumed = sum(
-            1 for m in self.memos.values() if m.status in (StepStatus.COMPLETED, StepStatus.FAILED)
-        )
+        # Steps reached in an earlier invocation replay silently; a sleep or wait that is
+        # being resolved now counts too, as Inngest memoizes it on wake.
+        self._unconsumed = sum(1 for m in self.memos.values() if m.status in _REPLAYED)
         self._positions = len(self.memos)
         self._cancellations: list[Cancellation] | None = None
         self.progressed = False
@@ -277,7 +278,7 @@ class Invocation:
 
     # -- sleep ----------------------------------------------------------------------------------
     def sleep(self, uid: str, name: str, memo: StepRun | None, wake_at: datetime) -> None:
-        self.consume_memo_gap()
+        self.consume_memo() if memo is not None else self.consume_memo_gap()
         now = timezone.now()
         if memo is None:
             self.before_step()
@@ -300,7 +301,7 @@ class Invocation:
     ) -> dict[str, Any] | None:
         from django_inngest import listeners
 
-        self.consume_memo_gap()
+        self.consume_memo() if memo is not None else self.consume_memo_gap()
         now = timezone.now()
         if memo is None:
             self.before_step()
@@ -355,7 +356,7 @@ class Invocation:
         from django_inngest.events import store_events, validate_event
         from django_inngest.runs import create_run
 
-        self.consume_memo_gap()
+        self.consume_memo() if memo is not None else self.consume_memo_gap()
         now = timezone.now()
         if memo is None:
             self.before_step()

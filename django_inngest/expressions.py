@@ -412,6 +412,17 @@ class _Phase1(Phase1Transpiler):
     def dot_ident(self, tree: TranspilerTree) -> None:
         self.ident(tree)  # `.event` is `event` resolved from the root scope: the same for us
 
+    def member_dot_arg(self, tree: TranspilerTree) -> None:
+        kids = tree.children
+        if cast(lark.Token, kids[1]).value in _MACROS and len(kids) == 3:
+            first = cast(TranspilerTree, kids[2]).children[0]
+            bind = _unwrap(first)
+            name = bind.children[0].value if bind.data == "ident" else None
+            if name is None or name in ROOT_VARIABLES:
+                raise ValueError("a macro's variable must be a name other than event and async")
+            first.transpiled = f"activation.{name}"  # celpy reads the name back by splitting on "."
+        super().member_dot_arg(tree)
+
     def ident_arg(self, tree: TranspilerTree) -> None:
         if cast(lark.Token, tree.children[0]).value != "has":
             super().ident_arg(tree)
@@ -645,6 +656,8 @@ def _residual(node: Any, event: Mapping[str, Any], memo: dict[int, Any]) -> _Kno
         return f"{_lit(left)} {'||' if is_or else '&&'} {_lit(right)}"
     if node.data == "expr" and len(kids) == 3:
         cond = _residual(kids[0], event, memo)
+        if isinstance(cond, _Known) and cond.value is MISSING:
+            return cond  # an unknown condition makes the whole conditional unknown
         if isinstance(cond, _Known) and isinstance(cond.value, celtypes.BoolType):
             return _residual(kids[1] if cond.value else kids[2], event, memo)
     if node.data == "paren_expr":
@@ -662,7 +675,10 @@ def interpolate(expression: str, event: Mapping[str, Any]) -> str:
     (a missing field becomes ``null``) and fold what is then known. The result refers only to
     ``async``; it is ``"true"`` or ``"false"`` when nothing is left to decide."""
     _program(expression)  # raises ExpressionError
-    return _lit(_residual(_parse(expression), event, {}))
+    result = _residual(_parse(expression), event, {})
+    if isinstance(result, _Known) and not isinstance(result.value, celtypes.BoolType):
+        return "false"  # a known non-boolean result evaluates to false
+    return _lit(result)
 
 
 # --- Index predicates -----------------------------------------------------------------------

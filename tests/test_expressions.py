@@ -268,7 +268,10 @@ def test_validate_rejects_unquoted_strings_as_unknown_variables() -> None:
 def test_validate_restricts_variables() -> None:
     with pytest.raises(ExpressionError, match="unknown variable 'async'.*allowed: event"):
         validate("event.data.id == async.data.id", variables=("event",))
-    validate("event.data.items.exists(async, async > 1)", variables=("event",))  # bound name
+    validate("event.data.items.exists(x, x > 1)", variables=("event",))  # a bound name is fine
+    validate("event.data.items.exists(class, class > 1)")  # Python keywords are fine too
+    with pytest.raises(ExpressionError, match="macro's variable"):
+        validate("event.data.items.exists(async, async > 1)")
 
 
 def test_validate_rejects_unknown_functions_and_bad_has() -> None:
@@ -340,8 +343,11 @@ def test_interpolate_keeps_structure_it_cannot_fold() -> None:
     )
     assert _residual_matches(residual, {"data": {"a": [1, {"k": None}], "items": [7]}})
     assert not _residual_matches(residual, {"data": {"b": 2, "items": [8]}})
-    ternary = interpolate("event.data.flag ? async.data.x == 1 : async.data.y", {"data": {}})
-    assert ternary == "async.data.y"
+    ternary = "event.data.flag ? async.data.x == 1 : async.data.y"
+    assert interpolate(ternary, {"data": {"flag": True}}) == "async.data.x == 1"
+    assert interpolate(ternary, {"data": {"flag": False}}) == "async.data.y"
+    assert interpolate(ternary, {"data": {}}) == "false"  # unknown condition: unknown result
+    assert interpolate("event.data.name", {"data": {"name": "x"}}) == "false"  # not a bool
 
 
 @pytest.mark.parametrize(

@@ -71,9 +71,9 @@ class ListMetadataSerializer(MetadataSerializer):
 def envelope(
     name: str, data: serializers.Field[Any, Any, Any, Any], *, paginated: bool = False
 ) -> type[serializers.Serializer[Any]]:
-    """A ``{"data": ..., "metadata": ...}`` response component named ``name``."""
+    """A ``{"data": ..., "metadata": ...}`` response component, named ``<name>Response``."""
     metadata = ListMetadataSerializer() if paginated else MetadataSerializer()
-    return type(name, (serializers.Serializer,), {"data": data, "metadata": metadata})
+    return type(f"{name}Response", (serializers.Serializer,), {"data": data, "metadata": metadata})
 
 
 def responses(

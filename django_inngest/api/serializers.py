@@ -69,8 +69,8 @@ class EventSerializer(serializers.Serializer[Event]):
         help_text="The sender's `id`, or the internal ID when none was sent."
     )
     name = serializers.CharField(read_only=True)
-    data = serializers.JSONField(read_only=True)
-    user = serializers.JSONField(read_only=True)
+    data = serializers.DictField(read_only=True)
+    user = serializers.DictField(read_only=True)
     ts = serializers.IntegerField(read_only=True, help_text="Event time, Unix milliseconds.")
     v = serializers.CharField(read_only=True, help_text="Event version; empty when not sent.")
     received_at = Rfc3339Field(read_only=True)
