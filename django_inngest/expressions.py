@@ -415,7 +415,7 @@ class _Phase1(Phase1Transpiler):
     def member_dot_arg(self, tree: TranspilerTree) -> None:
         kids = tree.children
         if cast(lark.Token, kids[1]).value in _MACROS and len(kids) == 3:
-            first = cast(TranspilerTree, kids[2]).children[0]
+            first: Any = cast(TranspilerTree, kids[2]).children[0]
             bind = _unwrap(first)
             name = bind.children[0].value if bind.data == "ident" else None
             if name is None or name in ROOT_VARIABLES:
@@ -427,7 +427,7 @@ class _Phase1(Phase1Transpiler):
         if cast(lark.Token, tree.children[0]).value != "has":
             super().ident_arg(tree)
             return
-        args = tree.children[1].children if len(tree.children) == 2 else []
+        args: Any = cast(Any, tree.children[1]).children if len(tree.children) == 2 else []
         target = _unwrap(args[0]) if len(args) == 1 else None
         if target is None or target.data != "member_dot":
             raise ValueError("has() needs a field selection such as has(event.data.x)")
@@ -576,8 +576,8 @@ def _source(node: Any, child: Callable[[Any], str]) -> str:
     if data in ("ident", "dot_ident", "literal"):
         return ("." if data == "dot_ident" else "") + kids[0].value
     if data in ("paren_expr", "list_lit", "map_lit"):
-        opening, closing = {"paren_expr": "()", "list_lit": "[]", "map_lit": "{}"}[data]
-        return f"{opening}{child(kids[0]) if kids else ''}{closing}"
+        brackets = {"paren_expr": "()", "list_lit": "[]", "map_lit": "{}"}[data]
+        return f"{brackets[0]}{child(kids[0]) if kids else ''}{brackets[1]}"
     if data == "exprlist":
         return ", ".join(child(k) for k in kids)
     if data == "fieldinits":

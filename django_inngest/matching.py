@@ -65,9 +65,10 @@ def event_keys(event: Mapping[str, Any], *, limit: int = 1000) -> list[str]:
                 path = f"{prefix}{name}"
                 if isinstance(value, Mapping):
                     next_level.append((f"{path}.", value))
-                elif isinstance(value, (str, int, float)):  # bool is an int; None is not indexed
-                    if depth <= ALWAYS_INDEXED_DEPTH or len(keys) < limit:
-                        keys.append(listener_key(path, value))
+                elif isinstance(value, (str, int, float)) and (  # bool is an int; None is skipped
+                    depth <= ALWAYS_INDEXED_DEPTH or len(keys) < limit
+                ):
+                    keys.append(listener_key(path, value))
         if depth >= ALWAYS_INDEXED_DEPTH and len(keys) >= limit:
             break  # nothing deeper can be added
         level = next_level

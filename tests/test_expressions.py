@@ -132,8 +132,8 @@ def test_nested_missing_null_and_logic(expression: str, expected: bool) -> None:
         ("event.data.amount != 150.0", False),
         ("event.data.flag == 1", False),  # bools are not numbers
         ("event.data.amount == '150'", False),  # different types are unequal, not an error
-        ("event.data.amount > 100 && event.data.plan == \"pro\"", True),
-        ("event.data.amount > 200 && event.data.plan == \"pro\"", False),
+        ('event.data.amount > 100 && event.data.plan == "pro"', True),
+        ('event.data.amount > 200 && event.data.plan == "pro"', False),
         ("event.data.amount > 100 && event.data.plan == 'free'", False),
         ("event.data.name == 'bob'", True),
         ("event.data.name == 'alice' || event.data.name == 'bob'", True),
@@ -266,7 +266,7 @@ def test_validate_rejects_unquoted_strings_as_unknown_variables() -> None:
 
 
 def test_validate_restricts_variables() -> None:
-    with pytest.raises(ExpressionError, match="unknown variable 'async'.*allowed: event"):
+    with pytest.raises(ExpressionError, match=r"unknown variable 'async'.*allowed: event"):
         validate("event.data.id == async.data.id", variables=("event",))
     validate("event.data.items.exists(x, x > 1)", variables=("event",))  # a bound name is fine
     validate("event.data.items.exists(class, class > 1)")  # Python keywords are fine too
@@ -314,9 +314,7 @@ def test_interpolate_folds_known_parts() -> None:
     )
     assert residual == 'async.data.id == "ab_1"'
     assert (
-        interpolate(
-            "event.data.a == 'x' && async.data.id == event.data.id", {"data": {"a": "y"}}
-        )
+        interpolate("event.data.a == 'x' && async.data.id == event.data.id", {"data": {"a": "y"}})
         == "false"
     )
     assert interpolate("event.data.a == 'x' || async.data.b", {"data": {"a": "x"}}) == "true"
@@ -353,7 +351,7 @@ def test_interpolate_keeps_structure_it_cannot_fold() -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        'quote " and \' single',
+        "quote \" and ' single",
         "back\\slash \\n not a newline",
         "new\nline\r\ttab \x01 \x7f",
         "unicode é ß 漢字 😀 \u2028",

@@ -50,6 +50,17 @@ class Rfc3339Field(serializers.DateTimeField):
         return parsed.astimezone(UTC)
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string; DRF's CharField would turn ``5`` or ``true`` into text silently."""
+
+    default_error_messages = {"not_a_string": "must be a string, got {kind}"}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string", kind=type(data).__name__)
+        return super().to_internal_value(data)
+
+
 class NullableText(serializers.CharField):
     """Optional text shown as ``null`` when the model stores an empty string."""
 
@@ -224,17 +235,17 @@ class CancelRunQuery(serializers.Serializer[Any]):
 class CancellationCreateSerializer(serializers.Serializer[Any]):
     """Body of ``POST /v1/cancellations``, as Inngest's ``CreateCancellationBody``."""
 
-    app_id = serializers.CharField(max_length=255)
-    function_id = serializers.CharField(
+    app_id = StrictCharField(max_length=255)
+    function_id = StrictCharField(
         max_length=255, help_text="The function's local ID (`fn_id`); `app-fn` is accepted too."
     )
     started_after = Rfc3339Field(required=False, allow_null=True)
     started_before = Rfc3339Field(help_text="At most 5 seconds in the future.")
-    name = serializers.CharField(required=False, default="", allow_blank=True, max_length=255)
+    name = StrictCharField(required=False, default="", allow_blank=True, max_length=255)
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
-        fields["if"] = serializers.CharField(
+        fields["if"] = StrictCharField(
             required=False,
             allow_null=True,
             allow_blank=True,
