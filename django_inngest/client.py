@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django_inngest.definitions import (
-    MAX_CANCEL_RULES,
     MAX_RETRIES,
     MAX_TRIGGERS,
     Cancel,
@@ -151,7 +150,7 @@ class Inngest:
                 raise ConfigurationError(
                     f"{fn_id}: cancel entries must be Cancel objects, got {type(rule).__name__}"
                 )
-        # More than MAX_CANCEL_RULES is reported by system check E023, as Inngest's
+        # More than MAX_CANCEL_RULES is reported by system check E022, as Inngest's
         # validation rejects it at sync time.
         return tuple(cancel)
 

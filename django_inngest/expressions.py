@@ -19,7 +19,6 @@ dicts: each ``event.a.b`` path is walked in Python and only the value it reaches
 from __future__ import annotations
 
 import functools
-import keyword
 import logging
 import math
 import operator
@@ -255,6 +254,9 @@ def _path(root: Any, names: tuple[str, ...]) -> Any:
         if not isinstance(value, Mapping):
             return MISSING  # includes MISSING and null: cel-go's error there acts as unknown
         value = value.get(name, MISSING)
+    if type(value) is int and -(2**63) <= value < 2**63:
+        # celpy's IntType() builds its range-checking wrapper on every call (~5 µs).
+        return int.__new__(celtypes.IntType, value)
     return value if value is MISSING else celpy.json_to_cel(value)
 
 
@@ -304,15 +306,13 @@ class _Scope:
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
+    def get(self, name: str) -> Any:
         try:
             return self.values[name]
         except KeyError:
-            raise NameError(name) from None
+            raise NameError(name) from None  # celpy's result() turns this into an error value
 
-    get = resolve_variable = __getattr__
+    resolve_variable = get
 
     def nested_activation(self, annotations: Any = None, vars: Any = None) -> _Scope:
         return _Scope({**self.values, **(vars or {})})  # a macro's bind variable
@@ -382,6 +382,7 @@ class _Phase1(Phase1Transpiler):
         super().__init__(facade)
         self.unknown_functions: list[str] = []
         self.paths: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self.constants: list[Any] = []
 
     def func_name(self, label: str) -> str:
         if label in _FUNCTIONS:
@@ -389,11 +390,15 @@ class _Phase1(Phase1Transpiler):
         self.unknown_functions.append(label)
         return super().func_name(label)
 
+    def literal(self, tree: TranspilerTree) -> None:
+        # Build each literal once per program rather than on every evaluation.
+        super().literal(tree)
+        self.constants.append(eval(tree.transpiled, {"celpy": celpy}))  # celpy's own literal code
+        tree.transpiled = f"_k[{len(self.constants) - 1}]"
+
     def ident(self, tree: TranspilerTree) -> None:
         name = cast(lark.Token, tree.children[0]).value
-        # `activation.async` is a Python syntax error; celpy's macro code needs `activation.x`.
-        plain = name.isidentifier() and not keyword.iskeyword(name) and not hasattr(_Scope, name)
-        code = f"activation.{name}" if plain else f"activation.get({name!r})"
+        code = f"activation.get({name!r})"  # celpy's `activation.async` is a Python syntax error
         if name in ROOT_VARIABLES:
             self.paths[id(tree)] = (code, ())
             code = f"_path({code}, ())"
@@ -461,7 +466,7 @@ def _program(expression: str) -> Callable[[_Scope], Any]:
         # celpy ends with `CEL = result(base_activation, ...)` and execs per call in one shared
         # module namespace (not thread-safe). Define a function once instead, in our namespace.
         source = "\n".join([*body, "def _main(base_activation):", "    return " + last[6:]])
-        namespace = dict(_GLOBALS)
+        namespace = {**_GLOBALS, "_k": phase1.constants}
         exec(compile(source, f"<cel {expression[:60]!r}>", "exec"), namespace)
     except Exception as exc:
         raise ExpressionError(expression, f"cannot compile: {exc}") from None
@@ -494,7 +499,11 @@ def _free_names(node: Any, memo: dict[int, dict[str, lark.Token]]) -> dict[str, 
 def validate(expression: str, *, variables: tuple[str, ...] = ROOT_VARIABLES) -> None:
     """Raise ``ExpressionError`` if the expression does not parse and compile, or refers to a
     variable outside ``variables`` (bulk cancellation allows only ``event``)."""
-    for name, token in _free_names(_parse(expression), {}).items():
+    try:
+        names = _free_names(_parse(expression), {})
+    except RecursionError:
+        raise ExpressionError(expression, "the expression is nested too deeply") from None
+    for name, token in names.items():
         if name not in variables:
             raise ExpressionError(
                 expression,
@@ -641,10 +650,6 @@ def _residual(node: Any, event: Mapping[str, Any], memo: dict[int, Any]) -> _Kno
         except Exception:
             pass  # leave it to fail (to false) at evaluation time; still fold its operands
 
-    def text(child: Any) -> str:
-        result = _residual(child, event, memo)
-        return _literal(result.value) if isinstance(result, _Known) else result
-
     kids = node.children
     if node.data in ("conditionaland", "conditionalor") and len(kids) == 2:
         is_or = node.data == "conditionalor"
@@ -663,7 +668,7 @@ def _residual(node: Any, event: Mapping[str, Any], memo: dict[int, Any]) -> _Kno
     if node.data == "paren_expr":
         inner = _residual(kids[0], event, memo)
         return inner if isinstance(inner, _Known) else f"({inner})"
-    return _source(node, text)
+    return _source(node, lambda child: _lit(_residual(child, event, memo)))
 
 
 def _lit(result: _Known | str) -> str:
@@ -675,7 +680,10 @@ def interpolate(expression: str, event: Mapping[str, Any]) -> str:
     (a missing field becomes ``null``) and fold what is then known. The result refers only to
     ``async``; it is ``"true"`` or ``"false"`` when nothing is left to decide."""
     _program(expression)  # raises ExpressionError
-    result = _residual(_parse(expression), event, {})
+    try:
+        result = _residual(_parse(expression), event, {})
+    except RecursionError:
+        raise ExpressionError(expression, "the expression is nested too deeply") from None
     if isinstance(result, _Known) and not isinstance(result.value, celtypes.BoolType):
         return "false"  # a known non-boolean result evaluates to false
     return _lit(result)
@@ -727,11 +735,11 @@ def equality_predicate(expression: str) -> tuple[str, Any] | None:
     """One top-level ``async.<path> == <literal>`` conjunct of an interpolated expression, as
     ``(path, value)``; strings are preferred. None when there is none (or it does not parse)."""
     try:
-        tree = _parse(expression)
-    except ExpressionError:
+        conjuncts = list(_conjuncts(_parse(expression)))
+    except (ExpressionError, RecursionError):
         return None
     found: tuple[str, Any] | None = None
-    for conjunct in _conjuncts(tree):
+    for conjunct in conjuncts:
         kids = conjunct.children
         if conjunct.data != "relation" or kids[0].data != "relation_eq":
             continue

@@ -1,26 +1,23 @@
-"""Fixtures and helpers for the event API and REST API tests (imported by those test modules)."""
+"""Helpers for the event API and REST API tests (``isolated_registry`` comes from conftest)."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import jsonschema
-import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from django_inngest import Inngest, TriggerEvent, registrations
+from django_inngest import Inngest, TriggerEvent
 from django_inngest.events import send_events
 from django_inngest.function import Function
 from django_inngest.ids import new_ulid
 from django_inngest.models import Event, FunctionRegistration, FunctionRun, RunStatus
-from django_inngest.registry import registry
 
 SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"
 EVENT_KEY = "test-event-key"
@@ -34,16 +31,10 @@ def hashed_key(key: str = SIGNING_KEY, *, keep_prefix: bool = True) -> str:
     return prefix + digest if keep_prefix else digest
 
 
-@pytest.fixture
-def anon() -> APIClient:
-    return APIClient()
-
-
-@pytest.fixture
-def api() -> APIClient:
-    """A client authenticated with the raw signing key."""
+def bearer_client(token: str = SIGNING_KEY) -> APIClient:
+    """A client sending ``Authorization: Bearer <token>`` (default: the raw signing key)."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {SIGNING_KEY}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
 
 
@@ -58,15 +49,6 @@ def user_client(*perms: str, csrf: bool = False, username: str = "u") -> APIClie
     client = APIClient(enforce_csrf_checks=csrf)
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def functions() -> Iterator[None]:
-    """An empty function registry for the test, and no stale FunctionRegistration cache."""
-    registrations.forget_cache()
-    with registry.isolated():
-        yield
-    registrations.forget_cache()
 
 
 def define_function(fn_id: str, event: str) -> Function:

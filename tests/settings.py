@@ -53,21 +53,23 @@ TEMPLATES = [
 STATIC_URL = "/static/"
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# Lets concurrent test runs on one machine keep their databases apart.
+_SUFFIX = os.environ.get("INNGEST_TEST_DB_SUFFIX", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = "test_django_inngest"
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = "test_django_inngest" + _SUFFIX
 else:
     # A file, not :memory:, so that live servers, threads and worker subprocesses share it.
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(BASE_DIR / ".test-db.sqlite3"),
+            "NAME": str(BASE_DIR / f".test-db{_SUFFIX}.sqlite3"),
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
-            "TEST": {"NAME": str(BASE_DIR / ".test-db.sqlite3")},
+            "TEST": {"NAME": str(BASE_DIR / f".test-db{_SUFFIX}.sqlite3")},
         }
     }
 

@@ -11,7 +11,7 @@ from django.test import Client, override_settings
 
 from django_inngest.api import event_api
 from django_inngest.models import Event, FunctionRun
-from tests.api_fixtures import EVENT_KEY, define_function, functions  # noqa: F401
+from tests.api_fixtures import EVENT_KEY, SIGNING_KEY, define_function
 
 pytestmark = pytest.mark.django_db
 URL = f"/e/{EVENT_KEY}"
@@ -107,7 +107,8 @@ def test_dedupe_stores_both_and_flags_the_second() -> None:
     assert Event.objects.get(pk=second[0]).is_duplicate
 
 
-def test_events_trigger_functions(functions: None) -> None:  # noqa: F811
+@pytest.mark.usefixtures("isolated_registry")
+def test_events_trigger_functions() -> None:
     define_function("on-signup", "app/signup")
     ids = post([{"name": "app/signup"}, {"name": "app/other"}]).json()["ids"]
     run = FunctionRun.objects.get()
@@ -153,7 +154,12 @@ def test_get_is_405_json() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    ["{not json", '{"name": "app/x",}', '{"name": NaN}', '{"name": "app/x", "data": {"v": Infinity}}'],
+    [
+        "{not json",
+        '{"name": "app/x",}',
+        '{"name": NaN}',
+        '{"name": "app/x", "data": {"v": Infinity}}',
+    ],
 )
 def test_malformed_json(body: str) -> None:
     assert_rejected(post(body, raw=True), 400, "malformed JSON")
@@ -213,8 +219,26 @@ def test_reserved_prefix_any_case(name: str) -> None:
     assert_rejected(post({"name": name}), 400, "reserved")
 
 
-def test_nul_characters_are_refused() -> None:
-    assert_rejected(post({"name": "app/x", "data": {"k": "a\u0000b"}}), 400, "NUL")
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "app/x", "data": {"k": "a\\u0000b"}}',
+        b'{"name": "app/\\u0000"}',
+        b'{"name": "app/x", "data": {"k": "\\ud800"}}',
+        b'{"name": "app/\\uDC00"}',
+        b'{"name": "app/x", "data": {"\\ud800": 1}}',
+        b'[{"name": "app/x"}, {"name": "app/x", "data": {"k": ["\\udfff"]}}]',
+    ],
+)
+def test_unstorable_strings_are_refused(body: bytes) -> None:
+    """PostgreSQL refuses NUL; no driver can encode a lone surrogate. Never a 500."""
+    assert_rejected(post(body, raw=True), 400, "NUL", "surrogate")
+
+
+def test_non_ascii_and_escaped_pairs_are_stored() -> None:
+    body = b'{"name": "app/x", "data": {"emoji": "\\ud83d\\ude00", "raw": "\xc3\xa9"}}'
+    ids = post(body, raw=True).json()["ids"]
+    assert Event.objects.get(pk=ids[0]).data == {"emoji": "\U0001f600", "raw": "\u00e9"}
 
 
 @override_settings(DJANGO_INNGEST_MAX_EVENTS_PER_REQUEST=3)
@@ -240,3 +264,37 @@ def test_declared_length_over_size_is_refused_before_reading(
     monkeypatch.setattr(event_api, "MAX_BODY_BYTES", 10)
     with override_settings(DJANGO_INNGEST_MAX_EVENT_BYTES=1):
         assert_rejected(post({"name": "app/x"}), 413, "bytes")
+
+
+# -- the official SDK, over HTTP -------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_official_inngest_sdk_end_to_end(live_server: Any) -> None:
+    """inngest-py's own ``send_sync`` against a live server (skipped without ``inngest``)."""
+    inngest = pytest.importorskip("inngest")
+    from inngest._internal.errors import SendEventsError  # not re-exported by the package
+
+    def client(event_key: str) -> Any:
+        return inngest.Inngest(
+            app_id="sdk-compat",
+            event_key=event_key,
+            event_api_base_url=live_server.url,
+            is_production=True,
+            signing_key=SIGNING_KEY,
+        )
+
+    sdk = client(EVENT_KEY)
+    ids = sdk.send_sync(
+        [
+            inngest.Event(name="sdk-compat/a", data={"n": 1}, id="once"),
+            inngest.Event(name="sdk-compat/b"),
+        ]
+    )
+    assert [Event.objects.get(pk=i).name for i in ids] == ["sdk-compat/a", "sdk-compat/b"]
+    [again] = sdk.send_sync(inngest.Event(name="sdk-compat/a", id="once"))
+    assert Event.objects.get(pk=again).is_duplicate
+    with pytest.raises(SendEventsError, match="reserved"):
+        sdk.send_sync(inngest.Event(name="inngest/function.failed"))
+    with pytest.raises(SendEventsError, match="Event key not found"):
+        client("wrong-key").send_sync(inngest.Event(name="sdk-compat/a"))

@@ -412,3 +412,53 @@ def test_interpolate_leaves_errors_to_evaluation() -> None:
 )
 def test_equality_predicate(expression: str, expected: tuple[str, Any] | None) -> None:
     assert equality_predicate(expression) == expected
+
+
+# --- robustness ----------------------------------------------------------------------------
+
+
+def test_deeply_nested_expressions_fail_cleanly() -> None:
+    expression = "(" * 300 + "event.data.a == 1" + ")" * 300
+    with pytest.raises(ExpressionError, match=r"nested too deeply|cannot compile"):
+        validate(expression)
+    assert evaluate(expression, event={"data": {"a": 1}}) is False
+    assert equality_predicate(expression) is None
+
+
+def test_many_conjuncts() -> None:
+    expression = " && ".join(f"async.data.k{i} == event.data.k{i}" for i in range(100))
+    event = {"data": {f"k{i}": i for i in range(100)}}
+    validate(expression)
+    assert evaluate(expression, event=event, async_=event)
+    residual = interpolate(expression, event)
+    assert evaluate(residual, async_=event)
+    assert equality_predicate(residual) == ("data.k0", 0)
+
+
+def test_concurrent_evaluation_is_isolated() -> None:
+    # celpy's own CompiledRunner execs every program in one shared namespace; ours must not.
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [(f"event.data.n == {i} && async.data.n == {i}", i) for i in range(50)]
+
+    def check(case: tuple[str, int]) -> bool:
+        expression, i = case
+        return all(
+            evaluate(expression, event={"data": {"n": i}}, async_={"data": {"n": i}})
+            and not evaluate(expression, event={"data": {"n": i}}, async_={"data": {"n": -1}})
+            for _ in range(20)
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(check, cases * 4))
+
+
+def test_other_celpy_users_are_unaffected() -> None:
+    import celpy
+
+    celpy.CELParser.CEL_PARSER = None  # as if another library built celpy's parser first
+    stock = celpy.Environment()
+    assert stock.program(stock.compile("1 + 1 == 2")).evaluate({})
+    assert evaluate("event.data.unaffected == 'yes'", event={"data": {"unaffected": "yes"}})
+    assert stock.program(stock.compile("2 + 2 == 4")).evaluate({})
+    celpy.CELParser.CEL_PARSER = None

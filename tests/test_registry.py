@@ -21,6 +21,9 @@ from django_inngest.models import FunctionRegistration, FunctionRun
 from django_inngest.registrations import sync_registrations
 from django_inngest.registry import FunctionRegistry, autodiscover, registry
 
+#: What autodiscovery found at startup (tests/testapp/inngest_functions.py), read at import.
+DISCOVERED = sorted(f.id for f in registry.all())
+
 
 def first(ctx: Context) -> str:
     return "first"
@@ -112,7 +115,9 @@ def test_isolated_swaps_in_an_empty_registry_and_restores() -> None:
         assert isolated is registry
         assert registry.all() == []
         assert registry.errors == []
-        Inngest(app_id="iso").create_function(fn_id="temp", trigger=TriggerEvent(event="t/a"))(first)
+        Inngest(app_id="iso").create_function(fn_id="temp", trigger=TriggerEvent(event="t/a"))(
+            first
+        )
         registry.errors.append(FunctionAlreadyRegisteredError("recorded inside"))
         assert "iso-temp" in registry
     assert "iso-temp" not in registry
@@ -122,7 +127,9 @@ def test_isolated_swaps_in_an_empty_registry_and_restores() -> None:
 
 def test_isolated_restores_after_an_exception() -> None:
     with pytest.raises(RuntimeError), registry.isolated():
-        Inngest(app_id="iso").create_function(fn_id="temp", trigger=TriggerEvent(event="t/a"))(first)
+        Inngest(app_id="iso").create_function(fn_id="temp", trigger=TriggerEvent(event="t/a"))(
+            first
+        )
         raise RuntimeError("boom")
     assert "iso-temp" not in registry
     assert "testapp-hello" in registry
@@ -151,7 +158,8 @@ def fresh_testapp_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_autodiscover_imports_each_apps_module(isolated_registry: FunctionRegistry) -> None:
     assert isolated_registry.all() == []
     autodiscover()
-    assert [f.id for f in isolated_registry.all()] == ["testapp-hello"]
+    assert sorted(f.id for f in isolated_registry.all()) == DISCOVERED
+    assert "testapp-hello" in DISCOVERED
     assert isolated_registry.errors == []
 
 
@@ -159,7 +167,9 @@ def test_autodiscover_imports_each_apps_module(isolated_registry: FunctionRegist
 def test_autodiscover_records_duplicates_instead_of_raising(
     isolated_registry: FunctionRegistry,
 ) -> None:
-    Inngest(app_id="testapp").create_function(fn_id="hello", trigger=TriggerEvent(event="t/a"))(first)
+    Inngest(app_id="testapp").create_function(fn_id="hello", trigger=TriggerEvent(event="t/a"))(
+        first
+    )
     autodiscover()  # does not raise
     (error,) = isolated_registry.errors
     assert isinstance(error, FunctionAlreadyRegisteredError)
@@ -189,7 +199,7 @@ def test_autodiscover_module_name_is_a_setting(isolated_registry: FunctionRegist
 
 def test_global_state_was_restored() -> None:
     # Runs after the autodiscovery tests above (file order): nothing leaked.
-    assert [f.id for f in registry.all()] == ["testapp-hello"]
+    assert sorted(f.id for f in registry.all()) == DISCOVERED
     assert registry.errors == []
     assert sys.modules["tests.testapp.inngest_functions"].hello is registry.get("testapp-hello")
 
@@ -210,8 +220,8 @@ def test_post_migrate_synced_the_discovered_functions() -> None:
 def test_post_migrate_signal_syncs_registrations() -> None:
     FunctionRegistration.objects.all().delete()
     emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
-    assert list(FunctionRegistration.objects.values_list("function_id", "is_active")) == [
-        ("testapp-hello", True)
+    assert sorted(FunctionRegistration.objects.values_list("function_id", "is_active")) == [
+        (function_id, True) for function_id in DISCOVERED
     ]
 
 
@@ -224,13 +234,12 @@ def test_sync_creates_updates_and_deactivates(inngest: Inngest) -> None:
     inngest.create_function(fn_id="a", trigger=TriggerEvent(event="t/a"))(first)
     inngest.create_function(fn_id="b", name="Bee", trigger=TriggerEvent(event="t/b"))(second)
 
-    # testapp-hello is not in the isolated registry, so it is deactivated too.
-    assert sync_registrations() == (2, 1)
-    assert _rows() == {
-        "test-app-a": (True, "a"),
-        "test-app-b": (True, "Bee"),
-        "testapp-hello": (False, "hello"),
-    }
+    # The discovered functions are not in the isolated registry, so they are deactivated.
+    assert sync_registrations() == (2, len(DISCOVERED))
+    rows = _rows()
+    assert set(rows) == {"test-app-a", "test-app-b", *DISCOVERED}
+    assert (rows["test-app-a"], rows["test-app-b"]) == ((True, "a"), (True, "Bee"))
+    assert sorted(k for k, (active, _) in rows.items() if not active) == DISCOVERED
 
     # B gets a run, then leaves the code: its row is deactivated, its run is kept.
     inngest.send_sync(Event(name="t/b"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -20,15 +21,13 @@ from django_inngest.models import (
     RunStatus,
     StepRun,
 )
-from tests.api_fixtures import (  # noqa: F401
+from tests.api_fixtures import (
     APP_ID,
     SIGNING_KEY,
     ago,
-    anon,
-    api,
     assert_documented,
+    bearer_client,
     define_function,
-    functions,
     hashed_key,
     iso,
     make_event,
@@ -44,6 +43,17 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
     return openapi_schema()
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def api() -> APIClient:
+    """Authenticated with the raw signing key."""
+    return bearer_client()
 
 
 def error_of(response: Any, status: int) -> str:
@@ -298,6 +308,14 @@ def test_default_and_max_limit(api: APIClient) -> None:
             "received_after",
         ),
         ("name=" + "x" * 256, "name"),
+        ("name=a%00b", "name"),  # PostgreSQL refuses NUL in text
+        ("received_after=0001-01-01T00:00:00%2B14:00", "received_after"),  # before UTC year 1
+        ("received_before=9999-12-31T23:59:59-12:00", "received_before"),
+        (
+            "cursor=WyIyMDI0LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgIlx1MDAwMCJd",
+            "cursor",
+        ),  # a NUL primary key
+        ("limit=1e2", "limit"),
         ("status=Running", "Unknown query parameter(s): status"),
         ("name=a&name=b", "given twice: name"),
     ],
@@ -349,7 +367,9 @@ def test_event_runs(api: APIClient, schema: dict[str, Any]) -> None:
     assert items[run.run_id]["event_id"] == event.pk
     assert items[run.run_id]["function_id"] == f"{APP_ID}-first"
     assert_documented(schema, path, "get", api.get("/v1/events/bad/runs"), 400)
-    assert_documented(schema, path, "get", api.get("/v1/events/01HMRMPE5ZQ4AMNJ3S2N79QGRZ/runs"), 404)
+    assert_documented(
+        schema, path, "get", api.get("/v1/events/01HMRMPE5ZQ4AMNJ3S2N79QGRZ/runs"), 404
+    )
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -384,12 +404,24 @@ def test_run_steps(api: APIClient, schema: dict[str, Any]) -> None:
     run = make_run(status=RunStatus.RUNNING)
     now = timezone.now()
     StepRun.objects.create(
-        run=run, step_id="nap", position=1, kind="sleep", status="Sleeping", started_at=now,
+        run=run,
+        step_id="nap",
+        position=1,
+        kind="sleep",
+        status="Sleeping",
+        started_at=now,
         wake_at=now + timedelta(hours=1),
     )
     StepRun.objects.create(
-        run=run, step_id="fetch", position=0, kind="run", status="Completed", attempts=2,
-        started_at=now, ended_at=now, output={"rows": 3},
+        run=run,
+        step_id="fetch",
+        position=0,
+        kind="run",
+        status="Completed",
+        attempts=2,
+        started_at=now,
+        ended_at=now,
+        output={"rows": 3},
         attempt_log=[{"error": "boom"}, {"error": None}],
     )
     response = api.get(f"/v1/runs/{run.run_id}/steps")
@@ -440,13 +472,15 @@ def test_cancel_run_errors(api: APIClient, schema: dict[str, Any]) -> None:
     assert FunctionRun.objects.get(pk=run.pk).status == RunStatus.QUEUED
 
 
-def test_rerun(functions: None, schema: dict[str, Any]) -> None:  # noqa: F811
+@pytest.mark.usefixtures("isolated_registry")
+def test_rerun(schema: dict[str, Any]) -> None:
     define_function("greet", "app/greet")
     [event_id] = send_events([{"name": "app/greet", "data": {"who": "ada"}}])
     original = FunctionRun.objects.get(event_id=event_id)
-    error_of(user_client("django_inngest.view_functionrun").post(
-        f"/v1/runs/{original.run_id}/rerun"
-    ), 403)
+    error_of(
+        user_client("django_inngest.view_functionrun").post(f"/v1/runs/{original.run_id}/rerun"),
+        403,
+    )
     client = user_client("django_inngest.rerun_functionrun", username="rerunner")
     response = client.post(f"/v1/runs/{original.run_id}/rerun")
     assert_documented(schema, "/v1/runs/{run_id}/rerun", "post", response)
@@ -461,7 +495,8 @@ def test_rerun(functions: None, schema: dict[str, Any]) -> None:  # noqa: F811
     error_of(shown, 403)  # rerun permission alone does not grant viewing
 
 
-def test_rerun_errors(api: APIClient, functions: None, schema: dict[str, Any]) -> None:  # noqa: F811
+@pytest.mark.usefixtures("isolated_registry")
+def test_rerun_errors(api: APIClient, schema: dict[str, Any]) -> None:
     path = "/v1/runs/{run_id}/rerun"
     run = make_run(fn_id="gone")  # no such function in the (empty) registry
     response = api.post(f"/v1/runs/{run.run_id}/rerun")
@@ -526,9 +561,7 @@ def test_create_bulk_cancellation(api: APIClient, schema: dict[str, Any]) -> Non
 
 def test_bulk_cancellation_accepts_composite_function_id(api: APIClient) -> None:
     run = make_run(created_at=ago(minutes=1))
-    response = api.post(
-        "/v1/cancellations", bulk_body(function_id=f"{APP_ID}-fn"), format="json"
-    )
+    response = api.post("/v1/cancellations", bulk_body(function_id=f"{APP_ID}-fn"), format="json")
     assert response.status_code == 200, response.content
     assert response.json()["data"]["function_id"] == "fn"
     assert response.json()["data"]["if"] is None
@@ -549,6 +582,9 @@ def test_bulk_cancellation_accepts_composite_function_id(api: APIClient) -> None
         (bulk_body(started_after="2024-01-01T00:00:00"), "started_after"),
         (bulk_body(name=5), "name"),
         (bulk_body(**{"if": 5}), "if"),
+        (bulk_body(app_id="a\u0000b"), "app_id"),
+        (bulk_body(function_id="\ud800"), "function_id"),
+        (bulk_body(**{"if": "event.data.x == '\udc00'"}), "if"),
         (bulk_body(**{"if": "event.data.x =="}), "invalid expression"),
         (bulk_body(**{"if": "async.data.x == 1"}), "invalid expression"),
     ],
@@ -557,7 +593,10 @@ def test_bad_bulk_cancellations(
     api: APIClient, schema: dict[str, Any], body: dict[str, Any], fragment: str
 ) -> None:
     make_registration("fn")
-    response = api.post("/v1/cancellations", body, format="json")
+    # json.dumps escapes what the test client's own renderer could not encode (surrogates).
+    response = api.generic(
+        "POST", "/v1/cancellations", json.dumps(body), content_type="application/json"
+    )
     assert_documented(schema, "/v1/cancellations", "post", response, 400)
     assert fragment in response.json()["error"]
     assert not Cancellation.objects.exists()
@@ -613,7 +652,9 @@ def test_list_and_delete_cancellations(api: APIClient, schema: dict[str, Any]) -
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED and run.cancellation_id is None
     assert Cancellation.objects.count() == 2
-    assert_documented(schema, path, "delete", api.delete(f"/v1/cancellations/{created[0]['id']}"), 404)
+    assert_documented(
+        schema, path, "delete", api.delete(f"/v1/cancellations/{created[0]['id']}"), 404
+    )
     assert_documented(schema, path, "delete", api.delete("/v1/cancellations/x"), 400)
     assert "limit" in error_of(api.get("/v1/cancellations?limit=x"), 400)
     assert "cursor" in error_of(api.get("/v1/cancellations?cursor=%%%"), 400)
@@ -627,8 +668,9 @@ def test_delete_cancellation_needs_delete_permission() -> None:
         started_before=timezone.now(),
         created_at=timezone.now(),
     )
-    error_of(user_client("django_inngest.cancel_functionrun").delete(
-        f"/v1/cancellations/{record.pk}"
-    ), 403)
+    error_of(
+        user_client("django_inngest.cancel_functionrun").delete(f"/v1/cancellations/{record.pk}"),
+        403,
+    )
     deleter = user_client("django_inngest.delete_cancellation", username="deleter")
     assert deleter.delete(f"/v1/cancellations/{record.pk}").status_code == 200

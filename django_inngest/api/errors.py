@@ -54,7 +54,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     # DRF's view has already turned a failed login into a 401 and set this header's value.
     if auth_header := getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = auth_header
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait))
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        headers["Retry-After"] = str(int(wait))
     message = "; ".join(flatten(exc.detail)) or exc.default_detail
     return error_response(str(message), exc.status_code, headers)

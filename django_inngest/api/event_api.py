@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -92,14 +93,29 @@ def _parse(body: bytes, content_type: str) -> list[Any]:
     return parsed
 
 
-def _contains_nul(value: Any) -> bool:
+def _unstorable_text(value: Any) -> bool:
+    """True when a string anywhere in ``value`` holds a NUL or a lone UTF-16 surrogate.
+
+    Neither survives storage: PostgreSQL refuses NUL in text and jsonb, and a surrogate cannot be
+    encoded as UTF-8 by any driver.
+    """
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return True
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
     if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+        return any(_unstorable_text(k) or _unstorable_text(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
+        return any(_unstorable_text(item) for item in value)
     return False
+
+
+#: JSON can only produce such strings through these escapes, so most bodies skip the walk.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def _check_storable(payloads: list[Any], body: bytes) -> None:
@@ -107,8 +123,7 @@ def _check_storable(payloads: list[Any], body: bytes) -> None:
 
     ``events.validate_event`` checks the event format; these are storage limits.
     """
-    # A NUL can only reach a string through the ``\\u0000`` escape, so skip the walk without one.
-    scan_nul = b"\\u0000" in body
+    scan_text = _SUSPECT_ESCAPE.search(body) is not None
     for position, payload in enumerate(payloads):
         if not isinstance(payload, dict):
             continue  # validate_event reports it
@@ -116,8 +131,11 @@ def _check_storable(payloads: list[Any], body: bytes) -> None:
         ts = payload.get("ts")
         if isinstance(ts, int) and not isinstance(ts, bool) and ts > _MAX_TS:
             raise _Rejected(400, f"{where}`ts` is too large to be a millisecond timestamp")
-        if scan_nul and _contains_nul(payload):
-            raise _Rejected(400, f"{where}strings may not contain NUL (\\u0000) characters")
+        if scan_text and _unstorable_text(payload):
+            raise _Rejected(
+                400,
+                f"{where}strings may not contain NUL (\\u0000) or unpaired surrogate characters",
+            )
 
 
 def _error(status: int, message: str) -> JsonResponse:

@@ -12,11 +12,13 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
 from rest_framework.exceptions import ValidationError
+
+from django_inngest.ids import is_ulid
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -40,10 +42,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         moment, pk = json.loads(raw)
-        parsed = datetime.fromisoformat(moment)
-    except (binascii.Error, ValueError, TypeError, RecursionError):
+        # Converting to UTC also rejects instants outside datetime's range (year 1 at +14:00),
+        # which the database adapters would otherwise fail on.
+        parsed = datetime.fromisoformat(moment).astimezone(UTC)
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
         raise ValidationError({"cursor": "Invalid cursor."}) from None
-    if not isinstance(pk, str) or parsed.tzinfo is None:
+    # Every paginated table is keyed by a ULID; checking it keeps arbitrary text (NUL bytes
+    # included, which PostgreSQL refuses) out of the query.
+    if not is_ulid(pk):
         raise ValidationError({"cursor": "Invalid cursor."})
     return parsed, pk
 

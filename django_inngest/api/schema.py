@@ -25,7 +25,7 @@ else:
     # Set per view so the project's DEFAULT_SCHEMA_CLASS does not matter.
     view_schema = AutoSchema()
 
-    class SigningKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    class SigningKeyScheme(OpenApiAuthenticationExtension):
         target_class = "django_inngest.api.auth.SigningKeyAuthentication"
         name = "signingKey"
 

@@ -7,11 +7,10 @@ are RFC 3339 in UTC whatever the project's ``REST_FRAMEWORK`` or ``TIME_ZONE`` s
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.utils.dateparse import parse_datetime
-from rest_framework import serializers
-from rest_framework.settings import ISO_8601
+from rest_framework import ISO_8601, serializers
 
 from django_inngest.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from django_inngest.models import (
@@ -43,21 +42,33 @@ class Rfc3339Field(serializers.DateTimeField):
             self.fail("invalid")
         try:
             parsed = parse_datetime(value.strip())
-        except ValueError:  # well-formed but impossible, e.g. month 13
-            parsed = None
-        if parsed is None or parsed.tzinfo is None:
+            if parsed is None or parsed.tzinfo is None:
+                self.fail("invalid")
+            # Year 1 at +14:00 (or 9999 at -12:00) has no UTC equivalent datetime can hold.
+            return parsed.astimezone(UTC)
+        except (ValueError, OverflowError):  # e.g. month 13
             self.fail("invalid")
-        return parsed.astimezone(UTC)
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string; DRF's CharField would turn ``5`` or ``true`` into text silently."""
+    """A JSON string; DRF's CharField would turn ``5`` or ``true`` into text silently.
 
-    default_error_messages = {"not_a_string": "must be a string, got {kind}"}
+    DRF already refuses NUL characters; lone surrogates (``"\\ud800"`` in JSON) are refused
+    here, because no database driver can encode them.
+    """
+
+    default_error_messages = {
+        "not_a_string": "must be a string, got {kind}",
+        "surrogate": "must not contain unpaired surrogate characters",
+    }
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("not_a_string", kind=type(data).__name__)
+        try:
+            data.encode()
+        except UnicodeEncodeError:
+            self.fail("surrogate")
         return super().to_internal_value(data)
 
 
@@ -67,8 +78,13 @@ class NullableText(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(allow_null=True, read_only=True, **kwargs)
 
-    def to_representation(self, value: Any) -> str | None:
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]
         return str(value) if value else None
+
+
+def serialize_many(serializer_class: type[serializers.Serializer[Any]], items: Any) -> list[Any]:
+    """``serializer_class(items, many=True).data``, which the type stubs cannot express."""
+    return list(serializer_class(instance=cast(Any, items), many=True).data)
 
 
 # -- resources -------------------------------------------------------------------------------
@@ -80,7 +96,9 @@ class EventSerializer(serializers.Serializer[Event]):
         help_text="The sender's `id`, or the internal ID when none was sent."
     )
     name = serializers.CharField(read_only=True)
-    data = serializers.DictField(read_only=True)
+    # DRF's metaclass moves declared fields off the class, so this does not hide
+    # ``Serializer.data``; the stubs cannot know that.
+    data = serializers.DictField(read_only=True)  # type: ignore[assignment]
     user = serializers.DictField(read_only=True)
     ts = serializers.IntegerField(read_only=True, help_text="Event time, Unix milliseconds.")
     v = serializers.CharField(read_only=True, help_text="Event version; empty when not sent.")
@@ -144,7 +162,7 @@ class StepSerializer(serializers.Serializer[StepRun]):
 
 
 #: Inngest's ``cause`` for each of our sources (Inngest itself only has API and Dashboard).
-_CAUSES = {CancelSource.API: "API", CancelSource.ADMIN: "Dashboard"}
+_CAUSES: dict[str, str] = {CancelSource.API: "API", CancelSource.ADMIN: "Dashboard"}
 
 
 class CancellationSerializer(serializers.Serializer[Cancellation]):

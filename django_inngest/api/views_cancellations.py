@@ -15,6 +15,7 @@ from django_inngest.api.serializers import (
     CancellationSerializer,
     LimitCursorQuery,
     OkSerializer,
+    serialize_many,
 )
 from django_inngest.cancellation import BulkCancellationError, create_bulk_cancellation
 from django_inngest.models import Cancellation, CancelSource
@@ -42,7 +43,7 @@ class CancellationListView(InngestAPIView):
         page = paginate(
             records, time_field="created_at", limit=params["limit"], cursor=params.get("cursor")
         )
-        return self.wrap_page(CancellationSerializer(page.items, many=True).data, page.next_cursor)
+        return self.wrap_page(serialize_many(CancellationSerializer, page.items), page.next_cursor)
 
     @extend_schema(
         operation_id="createCancellation",

@@ -9,7 +9,12 @@ from rest_framework.response import Response
 from django_inngest.api.base import InngestAPIView
 from django_inngest.api.pagination import paginate
 from django_inngest.api.schema import envelope, extend_schema, responses
-from django_inngest.api.serializers import EventListQuery, EventSerializer, RunSerializer
+from django_inngest.api.serializers import (
+    EventListQuery,
+    EventSerializer,
+    RunSerializer,
+    serialize_many,
+)
 from django_inngest.models import Event
 
 VIEW_EVENT = "django_inngest.view_event"
@@ -45,7 +50,7 @@ class EventListView(InngestAPIView):
         page = paginate(
             events, time_field="received_at", limit=params["limit"], cursor=params.get("cursor")
         )
-        return self.wrap_page(EventSerializer(page.items, many=True).data, page.next_cursor)
+        return self.wrap_page(serialize_many(EventSerializer, page.items), page.next_cursor)
 
 
 class EventDetailView(InngestAPIView):
@@ -74,4 +79,4 @@ class EventRunsView(InngestAPIView):
         self.query(request, None)
         event = get_event(self, internal_id)
         runs = event.runs.order_by("created_at", "run_id")
-        return self.wrap(RunSerializer(runs, many=True).data)
+        return self.wrap(serialize_many(RunSerializer, runs))

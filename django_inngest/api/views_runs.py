@@ -16,6 +16,7 @@ from django_inngest.api.serializers import (
     RerunSerializer,
     RunSerializer,
     StepSerializer,
+    serialize_many,
 )
 from django_inngest.cancellation import RunAlreadyEndedError, RunNotFoundError, cancel_run
 from django_inngest.exceptions import InngestError
@@ -83,7 +84,7 @@ class RunStepsView(InngestAPIView):
     def get(self, request: Request, run_id: str) -> Response:
         self.query(request, None)
         run = get_run(self, run_id)
-        return self.wrap(StepSerializer(run.steps.order_by("position"), many=True).data)
+        return self.wrap(serialize_many(StepSerializer, run.steps.order_by("position")))
 
 
 class RunRerunView(InngestAPIView):

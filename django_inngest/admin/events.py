@@ -1,0 +1,96 @@
+"""Events (linked to the runs they started) and the pending listeners."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy
+
+from django_inngest.admin.base import EMPTY, ReadOnlyAdmin, moment, pretty_json, status_badge
+from django_inngest.models import Event, Listener
+
+#: The event page lists at most this many runs (fan-out can be large); the rest are linked.
+MAX_RUNS_SHOWN = 100
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("name", "internal_id", "external_id", "received", "is_duplicate")
+    list_filter = ("is_duplicate", "name")
+    search_fields = ("name", "=internal_id", "=external_id")
+    date_hierarchy = "received_at"
+    ordering = ("-received_at",)
+    fieldsets = (
+        (None, {"fields": (
+            "name", "internal_id", "external_id", "received_at", "ts", "v", "is_duplicate",
+        )}),
+        (gettext_lazy("Payload"), {"fields": ("data_display", "user_display")}),
+        (gettext_lazy("Runs started by this event"), {"fields": ("runs_display",)}),
+    )
+    readonly_fields = ("internal_id", "data_display", "user_display", "runs_display")
+
+    @admin.display(description=gettext_lazy("received at"), ordering="received_at")
+    def received(self, event: Event) -> str:
+        return moment(event.received_at)
+
+    @admin.display(description=gettext_lazy("data"))
+    def data_display(self, event: Event) -> SafeString | str:
+        return pretty_json(event.data)
+
+    @admin.display(description=gettext_lazy("user"))
+    def user_display(self, event: Event) -> SafeString | str:
+        return pretty_json(event.user)
+
+    @admin.display(description=gettext_lazy("runs"))
+    def runs_display(self, event: Event) -> SafeString | str:
+        runs = list(event.runs.order_by("created_at")[: MAX_RUNS_SHOWN + 1])
+        if not runs:
+            return EMPTY
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (self.url_for(run), run.run_id, run.function_id,
+                 status_badge(run.status, run.get_status_display()), moment(run.created_at))
+                for run in runs[:MAX_RUNS_SHOWN]
+            ),
+        )
+        more = ""
+        if len(runs) > MAX_RUNS_SHOWN:
+            changelist = self.url_for(runs[0], "changelist")
+            more = format_html(
+                '<p><a href="{}?q={}">{}</a></p>', changelist, event.internal_id,
+                gettext_lazy("All runs of this event…"),
+            )
+        return format_html(
+            '<table class="inngest-table inngest-event-runs"><thead><tr><th>{}</th><th>{}</th>'
+            "<th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>{}",
+            gettext_lazy("run ID"), gettext_lazy("function"), gettext_lazy("status"),
+            gettext_lazy("created at"), rows, more,
+        )
+
+
+@admin.register(Listener)
+class ListenerAdmin(ReadOnlyAdmin):
+    list_display = ("kind", "event_name", "run_link", "step_id", "expires", "created")
+    list_filter = ("kind", "event_name")
+    list_select_related = ("run",)
+    search_fields = ("=run__run_id", "event_name")
+    fields = (
+        "kind", "run_link", "step_id", "event_name", "expression", "match_key",
+        "trigger_event_id", "created_at", "expires_at",
+    )
+    readonly_fields = ("run_link",)
+
+    @admin.display(description=gettext_lazy("run"), ordering="run")
+    def run_link(self, listener: Listener) -> str:
+        return self.link(listener.run, listener.run_id)
+
+    @admin.display(description=gettext_lazy("expires at"), ordering="expires_at")
+    def expires(self, listener: Listener) -> str:
+        return moment(listener.expires_at)
+
+    @admin.display(description=gettext_lazy("created at"), ordering="created_at")
+    def created(self, listener: Listener) -> str:
+        return moment(listener.created_at)

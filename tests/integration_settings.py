@@ -1,0 +1,41 @@
+"""Settings for real ``qcluster`` workers started by the integration tests.
+
+They point at the test database pytest-django created, and turn django-q2's sync mode off.
+"""
+
+from __future__ import annotations
+
+from tests.settings import *  # noqa: F403
+from tests.settings import DATABASES
+
+DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+
+Q_CLUSTER = {
+    "name": "tests",
+    "orm": "default",
+    "workers": 2,
+    "poll": 0.05,
+    "save_limit": -1,
+    "timeout": 120,
+    "retry": 180,
+    "ack_failures": True,
+    "max_attempts": 1,
+    "catch_up": False,
+}
+
+# Short leases and redispatch so crash recovery is observable within a test.
+DJANGO_INNGEST_LEASE_SECONDS = 3
+DJANGO_INNGEST_REDISPATCH_AFTER_SECONDS = 2
+DJANGO_INNGEST_TIMER_POLL_SECONDS = 0.1
+DJANGO_INNGEST_RETRY_BACKOFF_SECONDS = 0.2
+DJANGO_INNGEST_RETRY_BACKOFF_MAX_SECONDS = 1
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django_inngest": {"handlers": ["console"], "level": "INFO"},
+        "django-q": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
