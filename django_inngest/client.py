@@ -33,6 +33,12 @@ _UNSUPPORTED_OPTIONS = (
 )
 
 
+def _cel_string(value: str) -> str:
+    """A single-quoted CEL string literal, as inngest-py writes it, escaped so any ID stays valid."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
 class Inngest:
     """The client. ``app_id`` prefixes every function ID: ``f"{app_id}-{fn_id}"``."""
 
@@ -91,7 +97,7 @@ class Inngest:
                     triggers=(
                         TriggerEvent(
                             event=FAILED_EVENT,
-                            expression=f"event.data.function_id == '{composite}'",
+                            expression=f"event.data.function_id == {_cel_string(composite)}",
                         ),
                     ),
                     retries=0,  # inngest-py gives failure handlers no retries
@@ -172,7 +178,7 @@ class Inngest:
         """
         from django_inngest.events import send_events
 
-        items = events if isinstance(events, list) else [events]
+        items = list(events) if isinstance(events, list | tuple) else [events]
         return send_events([self._as_payload(e) for e in items])
 
     async def send(self, events: Event | list[Event]) -> list[str]:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -24,6 +25,9 @@ from django_inngest.models import Event
 INTERNAL_PREFIX = "inngest/"
 MAX_NAME_LENGTH = 255
 MAX_ID_LENGTH = 255
+MAX_TS = 2**63 - 1  # the BIGINT column
+#: JSON's escape for NUL, not preceded by an escaped backslash (which would make it literal text).
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def is_internal_name(name: str) -> bool:
@@ -42,7 +46,16 @@ def validate_event(
 
     if not isinstance(payload, dict):
         raise fail(f"an event must be a JSON object, got {type(payload).__name__}")
-    size = len(json.dumps(payload, separators=(",", ":"), default=str).encode())
+    try:
+        encoded = json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        size = len(encoded.encode())
+    except UnicodeEncodeError:
+        raise fail("strings must be valid Unicode (no unpaired surrogates)") from None
+    except (TypeError, ValueError) as exc:
+        raise fail(f"event is not valid JSON data: {exc}") from None
+    if _ESCAPED_NUL.search(encoded):
+        # PostgreSQL's jsonb cannot store NUL; refuse it for every database alike.
+        raise fail("strings must not contain NUL characters")
     if size > settings.MAX_EVENT_BYTES:
         raise fail(f"event is {size} bytes, over the limit of {settings.MAX_EVENT_BYTES} bytes")
     name = payload.get("name")
@@ -74,7 +87,7 @@ def validate_event(
     ts = payload.get("ts")
     if ts is None or ts == 0:
         ts = received_ms
-    if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= MAX_TS:
         raise fail("`ts` must be a non-negative integer of milliseconds")
     version = payload.get("v")
     if version is None:
@@ -125,7 +138,7 @@ def store_events(fields: list[dict[str, Any]], now: datetime) -> list[Event]:
         is_duplicate = bool(external_id) and (external_id in duplicates or external_id in seen)
         if external_id:
             seen.add(external_id)
-        events.append(Event(internal_id=new_ulid(), received_at=now, is_duplicate=is_duplicate, **f))
+        events.append(Event(internal_id=new_ulid(int(now.timestamp() * 1000)), received_at=now, is_duplicate=is_duplicate, **f))
     Event.objects.bulk_create(events)
     return events
 

@@ -146,7 +146,10 @@ class _Axis:
         span = timedelta(seconds=max(self.span, 0.0))
         return tuple(
             # The origin reads "0s" whatever the scale; the other labels pick their own unit.
-            Tick(left_pct=fraction * 100.0, label=format_duration(span * fraction) if fraction else "0s")
+            Tick(
+                left_pct=fraction * 100.0,
+                label=format_duration(span * fraction) if fraction else "0s",
+            )
             for fraction in TICKS
         )
 
@@ -190,9 +193,18 @@ def _run_row(run: RunLike, axis: _Axis, end: datetime) -> Row:
     queued_until = run.started_at or end
     if queued_until > run.created_at or run.started_at is None:
         label = format_duration(queued_until - run.created_at)
+        # A run that ended without ever starting (cancelled while queued) takes its final colour.
+        queued_status = status if run.started_at is None and run.ended_at is not None else "queued"
         segments.append(
-            _segment(axis, run.created_at, queued_until, "queued",
-                     "queued" if run.ended_at is None else status, label, f"Queued for {label}")
+            _segment(
+                axis,
+                run.created_at,
+                queued_until,
+                "queued",
+                queued_status,
+                label,
+                f"Queued for {label}",
+            )
         )
     if run.started_at is not None:
         label = format_duration(end - run.started_at)
@@ -246,17 +258,25 @@ def _waiting_segment(step: StepLike, axis: _Axis, end: datetime, *, run_active: 
         pending = {"sleep": "Sleeping", "wait": "Waiting for event", "invoke": "Waiting for run"}
         tooltip = f"{pending[step.kind]}{until}" if run_active else f"Interrupted{until}"
     label = format_duration(finish - step.started_at) if step.ended_at else ""
-    return _segment(axis, step.started_at, finish, _WAITING_KINDS[step.kind], status, label, tooltip)
+    return _segment(
+        axis, step.started_at, finish, _WAITING_KINDS[step.kind], status, label, tooltip
+    )
 
 
-def _attempt_segments(step: StepLike, axis: _Axis, end: datetime, *, run_active: bool) -> list[Segment]:
+def _attempt_segments(
+    step: StepLike, axis: _Axis, end: datetime, *, run_active: bool
+) -> list[Segment]:
     log: Sequence[dict[str, Any]] = step.attempt_log or []
     if not log:
         # send_event steps (and rows from before attempt logging) have one span and no log.
         finish = step.ended_at or end
         status = _step_status(step, run_active=run_active)
         label = format_duration(finish - step.started_at)
-        return [_segment(axis, step.started_at, finish, step.kind, status, label, f"{step.status} in {label}")]
+        return [
+            _segment(
+                axis, step.started_at, finish, step.kind, status, label, f"{step.status} in {label}"
+            )
+        ]
     segments: list[Segment] = []
     previous_end: datetime | None = None
     for index, entry in enumerate(log, start=1):
@@ -264,33 +284,49 @@ def _attempt_segments(step: StepLike, axis: _Axis, end: datetime, *, run_active:
         if previous_end is not None and begin > previous_end:
             gap = format_duration(begin - previous_end)
             segments.append(
-                _segment(axis, previous_end, begin, "retry-gap", "retrying", "", f"Waited {gap} before retrying")
+                _segment(
+                    axis,
+                    previous_end,
+                    begin,
+                    "retry-gap",
+                    "retrying",
+                    "",
+                    f"Waited {gap} before retrying",
+                )
             )
-        finish = _parse(entry.get("ended_at"))
+        attempt_end = _parse(entry.get("ended_at"))
         number = entry.get("attempt", index)
         if entry.get("error"):
             status = "failed"
             what = f"failed: {_error_text(entry['error'])}"
-        elif finish is not None:
+        elif attempt_end is not None:
             status = "completed"
             what = "succeeded"
         else:
             status = "running" if run_active else "cancelled"
             what = "running" if run_active else "interrupted"
-        shown_end = finish or end
+        shown_end = attempt_end or end
         took = format_duration(shown_end - begin)
         segments.append(
-            _segment(axis, begin, shown_end, "attempt", status, took,
-                     f"Attempt {number} {what} ({took})")
+            _segment(
+                axis, begin, shown_end, "attempt", status, took, f"Attempt {number} {what} ({took})"
+            )
         )
-        previous_end = finish
+        previous_end = attempt_end
     if step.status == "Retrying" and previous_end is not None:
         # Between a failed attempt and the next one: the backoff, drawn up to its wake-up.
         wake = step.wake_at or end
         until = f" until {_clock(step.wake_at)}" if step.wake_at else ""
         segments.append(
-            _segment(axis, previous_end, max(wake, previous_end), "retry-gap",
-                     "retrying" if run_active else "cancelled", "", f"Waiting to retry{until}")
+            _segment(
+                axis,
+                previous_end,
+                max(wake, previous_end),
+                "retry-gap",
+                "retrying" if run_active else "cancelled",
+                "",
+                f"Waiting to retry{until}",
+            )
         )
     return segments
 

@@ -25,6 +25,7 @@ class _TriggerIndex:
         if self._version == registry.version:
             return
         with self._lock:
+            version = registry.version  # read first: a change during the build rebuilds next time
             exact: dict[str, list[tuple[Function, TriggerEvent]]] = defaultdict(list)
             wildcards = []
             for function in registry.all():
@@ -34,7 +35,7 @@ class _TriggerIndex:
                     else:
                         exact[trigger.event].append((function, trigger))
             self._exact, self._wildcards = dict(exact), wildcards
-            self._version = registry.version
+            self._version = version
 
     def candidates(self, name: str) -> list[tuple[Function, TriggerEvent]]:
         self._refresh()

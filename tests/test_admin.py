@@ -122,7 +122,9 @@ def action_choices(response: Any) -> list[str]:
 @pytest.mark.parametrize(
     "model", ["functionrun", "steprun", "event", "functionregistration", "cancellation", "listener"]
 )
-def test_changelists_and_detail_pages_render(app: Inngest, admin_client: Client, model: str) -> None:
+def test_changelists_and_detail_pages_render(
+    app: Inngest, admin_client: Client, model: str
+) -> None:
     send(app, "admin/nap")
     send(app, "admin/quick")
     from django.apps import apps
@@ -141,7 +143,14 @@ def test_changelists_and_detail_pages_render(app: Inngest, admin_client: Client,
 
 def test_admin_index_lists_the_models_with_verbose_names(admin_client: Client) -> None:
     content = admin_client.get(reverse("admin:index")).content.decode()
-    for name in ("Function runs", "Steps", "Events", "Functions", "Bulk cancellations", "Listeners"):
+    for name in (
+        "Function runs",
+        "Steps",
+        "Events",
+        "Functions",
+        "Bulk cancellations",
+        "Listeners",
+    ):
         assert name in content
 
 
@@ -225,7 +234,9 @@ def test_event_search_and_filters(app: Inngest, admin_client: Client) -> None:
 # -- the run page ---------------------------------------------------------------------------
 
 
-def test_run_page_shows_timeline_steps_output_and_event_link(app: Inngest, admin_client: Client) -> None:
+def test_run_page_shows_timeline_steps_output_and_event_link(
+    app: Inngest, admin_client: Client
+) -> None:
     run = send(app, "admin/flaky")
     settle()
     run.refresh_from_db()
@@ -255,7 +266,9 @@ def test_failed_run_page_shows_the_error(app: Inngest, admin_client: Client) -> 
 
 def test_event_page_links_to_its_runs_and_back(app: Inngest, admin_client: Client) -> None:
     run = send(app, "admin/quick", who="ada")
-    event_page = admin_client.get(reverse("admin:django_inngest_event_change", args=(run.event_id,)))
+    event_page = admin_client.get(
+        reverse("admin:django_inngest_event_change", args=(run.event_id,))
+    )
     content = event_page.content.decode()
     assert f'href="{run_url(run)}"' in content
     assert "&quot;who&quot;: &quot;ada&quot;" in content
@@ -265,7 +278,9 @@ def test_event_page_links_to_its_runs_and_back(app: Inngest, admin_client: Clien
 
 def test_invoked_and_rerun_links(app: Inngest, admin_client: Client) -> None:
     original = send(app, "admin/quick")
-    admin_client.post(reverse(RUNS), {"action": "rerun_selected", "_selected_action": [original.run_id]})
+    admin_client.post(
+        reverse(RUNS), {"action": "rerun_selected", "_selected_action": [original.run_id]}
+    )
     rerun = FunctionRun.objects.get(original_run_id=original.run_id)
     assert "Related runs" in admin_client.get(run_url(original)).content.decode()
     assert f'href="{run_url(rerun)}"' in admin_client.get(run_url(original)).content.decode()
@@ -275,7 +290,9 @@ def test_invoked_and_rerun_links(app: Inngest, admin_client: Client) -> None:
 # -- cancelling -----------------------------------------------------------------------------
 
 
-def test_cancel_action_cancels_a_sleeping_run_and_reports(app: Inngest, admin_client: Client) -> None:
+def test_cancel_action_cancels_a_sleeping_run_and_reports(
+    app: Inngest, admin_client: Client
+) -> None:
     run = send(app, "admin/nap")
     assert run.status == RunStatus.RUNNING
     response = action(admin_client, "cancel_selected", run)
@@ -293,19 +310,21 @@ def test_cancel_action_reports_each_outcome(app: Inngest, admin_client: Client) 
     action(admin_client, "cancel_selected", already)
     ended = send(app, "admin/quick")
     response = action(admin_client, "cancel_selected", *running, already, ended)
-    assert sorted(messages_of(response)) == sorted([
-        "2 runs were cancelled.",
-        "1 run was already cancelled.",
-        "1 run had already ended and was not cancelled.",
-    ])
+    assert sorted(messages_of(response)) == sorted(
+        [
+            "2 runs were cancelled.",
+            "1 run was already cancelled.",
+            "1 run had already ended and was not cancelled.",
+        ]
+    )
     ended.refresh_from_db()
     assert ended.status == RunStatus.COMPLETED
 
 
-def test_cancel_button_cancels_and_redirects_back(
-    app: Inngest, django_user_model: Any
-) -> None:
-    operator = client_for(staff(django_user_model, "operator", "view_functionrun", "cancel_functionrun"))
+def test_cancel_button_cancels_and_redirects_back(app: Inngest, django_user_model: Any) -> None:
+    operator = client_for(
+        staff(django_user_model, "operator", "view_functionrun", "cancel_functionrun")
+    )
     run = send(app, "admin/nap")
     page = operator.get(run_url(run)).content.decode()
     assert f'action="{run_url(run, "cancel")}"' in page and "Cancel run" in page
@@ -323,7 +342,9 @@ def test_cancel_button_cancels_and_redirects_back(
 def test_cancel_button_on_an_ended_run_explains(app: Inngest, admin_client: Client) -> None:
     run = send(app, "admin/quick")
     response = admin_client.post(run_url(run, "cancel"), follow=True)
-    assert messages_of(response) == ["This run had already ended (Completed), so it was not cancelled."]
+    assert messages_of(response) == [
+        "This run had already ended (Completed), so it was not cancelled."
+    ]
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED
 
@@ -345,7 +366,9 @@ def test_cancel_url_checks_csrf(app: Inngest, admin_user: Any) -> None:
     assert run.status == RunStatus.RUNNING
 
 
-def test_viewer_without_cancel_permission_cannot_cancel(app: Inngest, django_user_model: Any) -> None:
+def test_viewer_without_cancel_permission_cannot_cancel(
+    app: Inngest, django_user_model: Any
+) -> None:
     viewer = client_for(staff(django_user_model, "viewer", "view_functionrun", "rerun_functionrun"))
     run = send(app, "admin/nap")
     changelist = viewer.get(reverse(RUNS))
@@ -377,7 +400,9 @@ def test_user_without_view_permission_is_refused(app: Inngest, django_user_model
 # -- rerun ----------------------------------------------------------------------------------
 
 
-def test_rerun_action_starts_a_new_run_from_the_same_event(app: Inngest, admin_client: Client) -> None:
+def test_rerun_action_starts_a_new_run_from_the_same_event(
+    app: Inngest, admin_client: Client
+) -> None:
     original = send(app, "admin/quick")
     response = action(admin_client, "rerun_selected", original)
     assert messages_of(response) == ["Started 1 new run."]
@@ -385,7 +410,9 @@ def test_rerun_action_starts_a_new_run_from_the_same_event(app: Inngest, admin_c
     assert rerun.event_id == original.event_id and rerun.status == RunStatus.COMPLETED
 
 
-def test_rerun_of_a_function_removed_from_code_is_reported(app: Inngest, admin_client: Client) -> None:
+def test_rerun_of_a_function_removed_from_code_is_reported(
+    app: Inngest, admin_client: Client
+) -> None:
     run = send(app, "admin/quick")
     app.registry.unregister("admin-app-quick")
     response = action(admin_client, "rerun_selected", run)
@@ -404,16 +431,28 @@ def test_rerun_needs_its_permission(app: Inngest, django_user_model: Any) -> Non
 # -- functions ------------------------------------------------------------------------------
 
 
-def test_function_list_counts_runs_per_status_in_one_query(app: Inngest, admin_client: Client) -> None:
+def test_function_list_counts_runs_per_status_in_one_query(
+    app: Inngest, admin_client: Client
+) -> None:
     for _ in range(2):
         send(app, "admin/nap")
     send(app, "admin/quick")
     send(app, "admin/broken")
-    action(admin_client, "cancel_selected", FunctionRun.objects.filter(function_id="admin-app-napper").first())
+    action(
+        admin_client,
+        "cancel_selected",
+        FunctionRun.objects.filter(function_id="admin-app-napper").first(),
+    )
     url = reverse("admin:django_inngest_functionregistration_changelist")
     response = admin_client.get(url)
     counts = {
-        f.function_id: (f.runs_running, f.runs_completed, f.runs_failed, f.runs_cancelled, f.runs_queued)
+        f.function_id: (
+            f.runs_running,
+            f.runs_completed,
+            f.runs_failed,
+            f.runs_cancelled,
+            f.runs_queued,
+        )
         for f in response.context["cl"].result_list
     }
     assert counts["admin-app-napper"] == (1, 0, 0, 1, 0)
@@ -422,11 +461,14 @@ def test_function_list_counts_runs_per_status_in_one_query(app: Inngest, admin_c
     with CaptureQueriesContext(connection) as few:
         admin_client.get(url)
     for index in range(5):
-        FunctionRegistration.objects.create(function_id=f"extra-{index}", app_id="x", fn_id=str(index), name="x")
+        FunctionRegistration.objects.create(
+            function_id=f"extra-{index}", app_id="x", fn_id=str(index), name="x"
+        )
     with CaptureQueriesContext(connection) as more:
         admin_client.get(url)
     assert len(more) == len(few)  # no query per row
-    status_link = f"?{urlencode({'function__function_id__exact': 'admin-app-napper', 'status__exact': 'Running'})}"
+    query = {"function__function_id__exact": "admin-app-napper", "status__exact": "Running"}
+    status_link = f"?{urlencode(query)}"
     assert status_link.replace("&", "&amp;") in response.content.decode()
 
 
@@ -452,7 +494,10 @@ def test_function_page_shows_triggers_cancel_rules_and_counts(
         reverse("admin:django_inngest_functionregistration_change", args=(function.pk,))
     ).content.decode()
     assert "event <code>shop/import</code> if <code>event.data.size &gt; 0</code>" in content
-    assert "event <code>shop/import.cancelled</code> if <code>event.data.id == async.data.id</code>" in content
+    assert (
+        "event <code>shop/import.cancelled</code> if <code>event.data.id == async.data.id</code>"
+        in content
+    )
     assert "within 3600s" in content
     assert "Running</span> <a href=" in content  # the count links to the filtered run list
     assert f"{reverse(BULK)}?function=shop-import" in content
@@ -476,7 +521,9 @@ def bulk_cancel(client: Client, function_id: str) -> Any:
     """Preview, then confirm what was previewed."""
     data = bulk_data(function_id)
     key = preview(client, data).context["preview"]["key"]
-    return client.post(reverse(BULK), {**data, "confirm": "Cancel", "preview_key": key}, follow=True)
+    return client.post(
+        reverse(BULK), {**data, "confirm": "Cancel", "preview_key": key}, follow=True
+    )
 
 
 def preview(client: Client, data: dict[str, str]) -> Any:
@@ -546,13 +593,19 @@ def test_bulk_form_rejects_a_bad_expression_and_window(app: Inngest, admin_clien
     bad_if = preview(admin_client, bulk_data("admin-app-napper", if_exp="event.data.x == "))
     assert bad_if.context["preview"] is None
     assert "if_exp" in bad_if.context["form"].errors
-    wrong_variable = preview(admin_client, bulk_data("admin-app-napper", if_exp="async.data.x == 1"))
+    wrong_variable = preview(
+        admin_client, bulk_data("admin-app-napper", if_exp="async.data.x == 1")
+    )
     assert "unknown variable 'async'" in wrong_variable.context["form"].errors["if_exp"][0]
     future = timezone.localtime() + timedelta(hours=1)
     data = bulk_data("admin-app-napper", started_before=future.strftime("%Y-%m-%dT%H:%M:%S"))
     assert "started_before" in preview(admin_client, data).context["form"].errors
-    backwards = bulk_data("admin-app-napper", started_after=timezone.localtime().strftime("%Y-%m-%dT%H:%M:%S"))
-    backwards["started_before"] = (timezone.localtime() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    backwards = bulk_data(
+        "admin-app-napper", started_after=timezone.localtime().strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    backwards["started_before"] = (timezone.localtime() - timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )
     assert "started_after" in preview(admin_client, backwards).context["form"].errors
 
 
@@ -567,18 +620,25 @@ def test_bulk_form_preselects_the_function_and_needs_cancel_permission(
     changelist = admin_client.get(reverse("admin:django_inngest_cancellation_changelist"))
     assert reverse(BULK) in changelist.content.decode()
 
-    viewer = client_for(staff(django_user_model, "v", "view_cancellation", "view_functionregistration"))
+    viewer = client_for(
+        staff(django_user_model, "v", "view_cancellation", "view_functionregistration")
+    )
     assert viewer.get(reverse(BULK)).status_code == 403
     assert viewer.post(reverse(BULK), bulk_data("admin-app-napper")).status_code == 403
-    assert reverse(BULK) not in viewer.get(
-        reverse("admin:django_inngest_cancellation_changelist")
-    ).content.decode()
+    assert (
+        reverse(BULK)
+        not in viewer.get(reverse("admin:django_inngest_cancellation_changelist")).content.decode()
+    )
     function = FunctionRegistration.objects.get(function_id="admin-app-napper")
-    function_page = viewer.get(reverse("admin:django_inngest_functionregistration_change", args=(function.pk,)))
+    function_page = viewer.get(
+        reverse("admin:django_inngest_functionregistration_change", args=(function.pk,))
+    )
     assert function_page.status_code == 200 and reverse(BULK) not in function_page.content.decode()
 
 
-def test_bulk_confirm_reports_a_service_error(app: Inngest, admin_client: Client, monkeypatch: Any) -> None:
+def test_bulk_confirm_reports_a_service_error(
+    app: Inngest, admin_client: Client, monkeypatch: Any
+) -> None:
     from django_inngest.admin import cancellations
     from django_inngest.cancellation import BulkCancellationError
 
@@ -600,3 +660,15 @@ def test_steps_and_listeners_pages(app: Inngest, admin_client: Client) -> None:
     steps = admin_client.get(reverse("admin:django_inngest_steprun_changelist"), {"q": run.run_id})
     assert {s.step_id for s in steps.context["cl"].result_list} == {"prepare", "nap"}
     assert StoredEvent.objects.filter(pk=run.event_id).exists()
+
+
+def test_run_page_draws_at_most_the_step_limit(
+    app: Inngest, admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_inngest.admin import runs
+
+    monkeypatch.setattr(runs, "MAX_TIMELINE_STEPS", 1)
+    run = send(app, "admin/nap")  # two steps: prepare, nap
+    response = admin_client.get(run_url(run))
+    assert len(response.context["timeline"].rows) == 2  # the run and one step
+    assert "1 more step is not drawn." in response.content.decode()

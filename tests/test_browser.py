@@ -57,7 +57,9 @@ def napper(isolated_registry: Any) -> Inngest:
     client = Inngest(app_id="newsletter-app")
 
     @client.create_function(
-        fn_id="import-contacts", name="Import contacts", trigger=TriggerEvent(event="contacts/import.requested")
+        fn_id="import-contacts",
+        name="Import contacts",
+        trigger=TriggerEvent(event="contacts/import.requested"),
     )
     def import_contacts(ctx: Context) -> str:
         ctx.step.run("load-contacts", lambda: {"contacts": 250})
@@ -76,7 +78,9 @@ def make_user(django_user_model: Any, username: str, *codenames: str) -> Any:
 
 
 def start_import(client: Inngest, import_id: str) -> FunctionRun:
-    (event_id,) = client.send_sync(Event(name="contacts/import.requested", data={"importId": import_id}))
+    (event_id,) = client.send_sync(
+        Event(name="contacts/import.requested", data={"importId": import_id})
+    )
     run = FunctionRun.objects.get(event_id=event_id)
     assert run.status == RunStatus.RUNNING and run.wait_kind == WaitKind.SLEEP
     return run
@@ -111,25 +115,63 @@ def showcase_run(template: FunctionRun) -> FunctionRun:
     )
 
     def attempt(number: int, start: float, end: float, error: str | None = None) -> dict[str, Any]:
-        entry: dict[str, Any] = {"attempt": number, "started_at": ago(start).isoformat(),
-                                 "ended_at": ago(end).isoformat()}
+        entry: dict[str, Any] = {
+            "attempt": number,
+            "started_at": ago(start).isoformat(),
+            "ended_at": ago(end).isoformat(),
+        }
         if error:
-            entry["error"] = {"error": f"TimeoutError: {error}", "message": error, "name": "TimeoutError"}
+            entry["error"] = {
+                "error": f"TimeoutError: {error}",
+                "message": error,
+                "name": "TimeoutError",
+            }
         return entry
 
     steps: list[dict[str, Any]] = [
-        {"step_id": "load-contacts", "kind": "run", "start": 47.5, "end": 45.3,
-         "log": [attempt(1, 47.5, 45.3)], "output": {"contacts": 250}},
-        {"step_id": "enrich-batch-0", "kind": "run", "start": 45.2, "end": 37.2,
-         "log": [attempt(1, 45.2, 43.9, "CRM did not answer within 1.2s"), attempt(2, 39.9, 37.2)],
-         "output": {"enriched": 100}},
-        {"step_id": "import-batch-0", "kind": "run", "start": 37.1, "end": 33.0,
-         "log": [attempt(1, 37.1, 33.0)], "output": {"imported": 100}},
+        {
+            "step_id": "load-contacts",
+            "kind": "run",
+            "start": 47.5,
+            "end": 45.3,
+            "log": [attempt(1, 47.5, 45.3)],
+            "output": {"contacts": 250},
+        },
+        {
+            "step_id": "enrich-batch-0",
+            "kind": "run",
+            "start": 45.2,
+            "end": 37.2,
+            "log": [
+                attempt(1, 45.2, 43.9, "CRM did not answer within 1.2s"),
+                attempt(2, 39.9, 37.2),
+            ],
+            "output": {"enriched": 100},
+        },
+        {
+            "step_id": "import-batch-0",
+            "kind": "run",
+            "start": 37.1,
+            "end": 33.0,
+            "log": [attempt(1, 37.1, 33.0)],
+            "output": {"imported": 100},
+        },
         {"step_id": "pause-0", "kind": "sleep", "start": 33.0, "end": 23.0, "wake": 23.0},
-        {"step_id": "import-batch-1", "kind": "run", "start": 22.9, "end": 18.4,
-         "log": [attempt(1, 22.9, 18.4)], "output": {"imported": 150}},
-        {"step_id": "notify-owner", "kind": "send", "start": 18.3, "end": 18.1,
-         "output": {"ids": ["01KQ6V3Z1M6YJ8W9R4TZC2QH5N"]}},
+        {
+            "step_id": "import-batch-1",
+            "kind": "run",
+            "start": 22.9,
+            "end": 18.4,
+            "log": [attempt(1, 22.9, 18.4)],
+            "output": {"imported": 150},
+        },
+        {
+            "step_id": "notify-owner",
+            "kind": "send",
+            "start": 18.3,
+            "end": 18.1,
+            "output": {"ids": ["01KQ6V3Z1M6YJ8W9R4TZC2QH5N"]},
+        },
         {"step_id": "pause-1", "kind": "sleep", "start": 18.1, "end": None, "wake": -12.0},
     ]
     for position, spec in enumerate(steps):
@@ -200,7 +242,9 @@ def test_cancel_a_sleeping_run_in_the_browser(
     expect(timeline).to_be_visible()
     assert page.locator(".inngest-timeline-bar").count() >= step_count
     for step in StepRun.objects.filter(run=target):
-        expect(page.locator(f".inngest-timeline-bar[data-step-id='{step.pk}']").first).to_be_visible()
+        expect(
+            page.locator(f".inngest-timeline-bar[data-step-id='{step.pk}']").first
+        ).to_be_visible()
     expect(page.locator(".inngest-timeline-row--run .inngest-timeline-bar").last).to_have_attribute(
         "data-status", "cancelled"
     )

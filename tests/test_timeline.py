@@ -43,7 +43,9 @@ def make_step(pk: int, step_id: str, **fields: Any) -> SimpleNamespace:
     return SimpleNamespace(**{**defaults, **fields})
 
 
-def attempt(number: int, start: float, end: float | None, error: str | None = None) -> dict[str, Any]:
+def attempt(
+    number: int, start: float, end: float | None, error: str | None = None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"attempt": number, "started_at": at(start).isoformat()}
     if end is not None:
         entry["ended_at"] = at(end).isoformat()
@@ -62,8 +64,12 @@ def test_run_row_comes_first_with_queue_time_and_run_time() -> None:
     run_row, step_row = timeline.rows
     assert run_row.is_run and run_row.name == "app-fn" and run_row.duration == "11s"
     queued, ran = run_row.segments
-    assert (queued.kind, queued.left_pct, queued.width_pct) == ("queued", 0.0, pytest.approx(9.091, abs=0.001))
-    assert (ran.kind, ran.status) == ("run", "completed")
+    assert (queued.kind, queued.left_pct, queued.width_pct) == (
+        "queued",
+        0.0,
+        pytest.approx(9.091, abs=0.001),
+    )
+    assert (ran.kind, ran.status, queued.status) == ("run", "completed", "queued")
     assert ran.left_pct + ran.width_pct == pytest.approx(100.0)
     assert timeline.end == at(11)  # an ended run's axis stops at its end, not at "now"
     assert step_row.key == "1" and step_row.kind_label == "step.run"
@@ -89,8 +95,9 @@ def test_zero_length_run_fills_the_axis_without_dividing_by_zero() -> None:
 
 def test_in_progress_run_ends_its_axis_at_now() -> None:
     run = make_run(status="Running", ended_at=None)
-    running = make_step(1, "a", status="Running", started_at=at(5), ended_at=None,
-                        attempt_log=[attempt(1, 5, None)])
+    running = make_step(
+        1, "a", status="Running", started_at=at(5), ended_at=None, attempt_log=[attempt(1, 5, None)]
+    )
     timeline = build_timeline(run, [running], now=at(10))
     assert timeline.end == at(10)
     ran = timeline.rows[0].segments[-1]
@@ -109,7 +116,9 @@ def test_queued_run_that_never_started_is_one_grey_bar() -> None:
 def test_step_with_three_attempts_shows_failures_gaps_and_success() -> None:
     log = [attempt(1, 0, 1, "boom"), attempt(2, 2, 3, "again"), attempt(3, 5, 6)]
     step = make_step(1, "flaky", attempts=3, started_at=at(0), ended_at=at(6), attempt_log=log)
-    row = build_timeline(make_run(created_at=T0, started_at=T0, ended_at=at(10)), [step], at(10)).rows[1]
+    row = build_timeline(
+        make_run(created_at=T0, started_at=T0, ended_at=at(10)), [step], at(10)
+    ).rows[1]
     kinds = [(s.kind, s.status) for s in row.segments]
     assert kinds == [
         ("attempt", "failed"),
@@ -129,18 +138,35 @@ def test_step_with_three_attempts_shows_failures_gaps_and_success() -> None:
 
 def test_step_waiting_to_retry_draws_the_backoff_to_its_wake_up() -> None:
     run = make_run(status="Running", started_at=T0, ended_at=None)
-    step = make_step(1, "flaky", status="Retrying", started_at=at(0), ended_at=None,
-                     wake_at=at(8), attempt_log=[attempt(1, 0, 2, "boom")])
+    step = make_step(
+        1,
+        "flaky",
+        status="Retrying",
+        started_at=at(0),
+        ended_at=None,
+        wake_at=at(8),
+        attempt_log=[attempt(1, 0, 2, "boom")],
+    )
     failed, backoff = build_timeline(run, [step], now=at(4)).rows[1].segments
     assert failed.status == "failed"
     assert (backoff.kind, backoff.left_pct, backoff.width_pct) == ("retry-gap", 50.0, 50.0)
-    assert backoff.is_open and backoff.tooltip.startswith("Waiting to retry until 2026-01-01 12:00:08")
+    assert backoff.is_open and backoff.tooltip.startswith(
+        "Waiting to retry until 2026-01-01 12:00:08"
+    )
 
 
 def test_pending_sleep_is_drawn_to_its_wake_up_and_marked_open() -> None:
     run = make_run(status="Running", ended_at=None)
-    sleep = make_step(1, "nap", kind="sleep", status="Sleeping", attempts=0, started_at=at(2),
-                      ended_at=None, wake_at=at(3600))
+    sleep = make_step(
+        1,
+        "nap",
+        kind="sleep",
+        status="Sleeping",
+        attempts=0,
+        started_at=at(2),
+        ended_at=None,
+        wake_at=at(3600),
+    )
     timeline = build_timeline(run, [sleep], now=at(4))
     row = timeline.rows[1]
     bar = only(row.segments)
@@ -152,8 +178,9 @@ def test_pending_sleep_is_drawn_to_its_wake_up_and_marked_open() -> None:
 
 def test_pending_sleep_waking_before_now_is_not_open() -> None:
     run = make_run(status="Running", ended_at=None)
-    sleep = make_step(1, "nap", kind="sleep", status="Sleeping", started_at=at(2),
-                      ended_at=None, wake_at=at(3))
+    sleep = make_step(
+        1, "nap", kind="sleep", status="Sleeping", started_at=at(2), ended_at=None, wake_at=at(3)
+    )
     bar = only(build_timeline(run, [sleep], now=at(4)).rows[1].segments)
     assert (bar.left_pct, bar.width_pct, bar.is_open) == (50.0, 25.0, False)
 
@@ -167,21 +194,28 @@ def test_completed_sleep_and_wait() -> None:
     nap, approval = only(rows[1].segments), only(rows[2].segments)
     assert (nap.kind, nap.status, nap.left_pct, nap.width_pct) == ("sleep", "completed", 20.0, 50.0)
     assert nap.tooltip == "Slept 5.0s" and nap.label == "5.0s"
-    assert (approval.kind, approval.is_open, approval.tooltip) == ("wait", False, "Waited for event 2.0s")
+    assert (approval.kind, approval.is_open, approval.tooltip) == (
+        "wait",
+        False,
+        "Waited for event 2.0s",
+    )
     assert rows[2].kind_label == "step.wait_for_event"
 
 
 def test_sleep_of_a_cancelled_run_is_interrupted() -> None:
     run = make_run(status="Cancelled", ended_at=at(5))
-    sleep = make_step(1, "nap", kind="sleep", status="Sleeping", started_at=at(2),
-                      ended_at=None, wake_at=at(100))
+    sleep = make_step(
+        1, "nap", kind="sleep", status="Sleeping", started_at=at(2), ended_at=None, wake_at=at(100)
+    )
     bar = only(build_timeline(run, [sleep], now=at(50)).rows[1].segments)
     assert (bar.status, bar.is_open, bar.left_pct, bar.width_pct) == ("cancelled", True, 40.0, 60.0)
     assert bar.tooltip.startswith("Interrupted until")
 
 
 def test_instant_step_gets_a_minimum_width_and_stays_on_the_axis() -> None:
-    step = make_step(1, "instant", started_at=at(10), ended_at=at(10), attempt_log=[attempt(1, 10, 10)])
+    step = make_step(
+        1, "instant", started_at=at(10), ended_at=at(10), attempt_log=[attempt(1, 10, 10)]
+    )
     bar = only(build_timeline(make_run(ended_at=at(10)), [step], now=at(10)).rows[1].segments)
     assert bar.width_pct == MIN_WIDTH_PCT
     assert bar.left_pct + bar.width_pct == pytest.approx(100.0)
@@ -197,16 +231,30 @@ def test_send_step_without_attempt_log() -> None:
 
 def test_attempt_cut_short_by_cancellation() -> None:
     run = make_run(status="Cancelled", ended_at=at(10))
-    step = make_step(1, "slow", status="Running", started_at=at(5), ended_at=None,
-                     attempt_log=[attempt(1, 5, None)])
+    step = make_step(
+        1,
+        "slow",
+        status="Running",
+        started_at=at(5),
+        ended_at=None,
+        attempt_log=[attempt(1, 5, None)],
+    )
     bar = only(build_timeline(run, [step], now=at(20)).rows[1].segments)
     assert (bar.status, bar.width_pct) == ("cancelled", 50.0)
 
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0ms"), (0.85, "850ms"), (4.21, "4.2s"), (42, "42s"), (185, "3m 05s"),
-     (7800, "2h 10m"), (3 * 86400 + 4 * 3600, "3d 4h"), (-1, "0ms")],
+    [
+        (0, "0ms"),
+        (0.85, "850ms"),
+        (4.21, "4.2s"),
+        (42, "42s"),
+        (185, "3m 05s"),
+        (7800, "2h 10m"),
+        (3 * 86400 + 4 * 3600, "3d 4h"),
+        (-1, "0ms"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text

@@ -10,7 +10,8 @@ from __future__ import annotations
 from django_inngest.admin.cancellations import CancellationAdmin
 from django_inngest.admin.events import EventAdmin, ListenerAdmin
 from django_inngest.admin.functions import FunctionRegistrationAdmin
-from django_inngest.admin.runs import FunctionRunAdmin, StepRunAdmin
+from django_inngest.admin.runs import FunctionRunAdmin
+from django_inngest.admin.steps import StepRunAdmin
 
 __all__ = [
     "CancellationAdmin",

@@ -34,7 +34,7 @@ def has_run_permission(request: HttpRequest, codename: str) -> bool:
     return request.user.has_perm(f"{FunctionRun._meta.app_label}.{codename}")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     """The engine writes these rows; the admin shows them and never offers add, edit or delete."""
 
     class Media:
@@ -73,9 +73,18 @@ def moment(value: datetime | None) -> str:
     return dateformat.format(timezone.localtime(value), "Y-m-d H:i:s")
 
 
+def short_moment(value: datetime) -> str:
+    """The time alone when it is today, so that list columns stay narrow."""
+    local = timezone.localtime(value)
+    same_day = local.date() == timezone.localdate()
+    return dateformat.format(local, "H:i:s" if same_day else "Y-m-d H:i")
+
+
 def status_badge(status: str, label: Any = None) -> SafeString:
     css = STATUS_CSS.get(status, status.lower())  # type: ignore[call-overload]
-    return format_html('<span class="inngest-badge inngest-badge--{}">{}</span>', css, label or status)
+    return format_html(
+        '<span class="inngest-badge inngest-badge--{}">{}</span>', css, label or status
+    )
 
 
 def run_status(run: FunctionRun) -> SafeString:
@@ -90,7 +99,7 @@ def run_status(run: FunctionRun) -> SafeString:
 def waiting_text(run: FunctionRun) -> str:
     if run.status != RunStatus.RUNNING or not run.wait_kind:
         return ""
-    until = moment(run.ready_at) if run.ready_at else ""
+    until = short_moment(run.ready_at) if run.ready_at else ""
     if run.wait_kind == WaitKind.SLEEP:
         return _("sleeping until %(time)s") % {"time": until} if until else _("sleeping")
     if run.wait_kind == WaitKind.EVENT:
@@ -98,7 +107,9 @@ def waiting_text(run: FunctionRun) -> str:
     if run.wait_kind == WaitKind.INVOKE:
         return _("waiting for invoked run")
     if run.wait_kind == WaitKind.RETRY:
-        return _("waiting to retry at %(time)s") % {"time": until} if until else _("waiting to retry")
+        return (
+            _("waiting to retry at %(time)s") % {"time": until} if until else _("waiting to retry")
+        )
     return str(run.get_wait_kind_display())
 
 
@@ -129,4 +140,7 @@ def error_block(error: Any) -> SafeString | str:
 def html_list(items: list[SafeString | str]) -> SafeString | str:
     if not items:
         return EMPTY
-    return format_html('<ul class="inngest-list">{}</ul>', format_html_join("", "<li>{}</li>", ((i,) for i in items)))
+    return format_html(
+        '<ul class="inngest-list">{}</ul>',
+        format_html_join("", "<li>{}</li>", ((i,) for i in items)),
+    )

@@ -36,7 +36,7 @@ PREVIEW_LIMIT = 50
 _DATETIME_INPUT = {"type": "datetime-local", "step": "1"}
 
 
-class FunctionChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+class FunctionChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         suffix = "" if obj.is_active else _(" (inactive)")
         return f"{obj.function_id}{suffix}"
@@ -107,8 +107,12 @@ class BulkCancelForm(forms.Form):
     def preview_key(self) -> str:
         """Fingerprint of the criteria: a confirmation only counts for what was previewed."""
         data = self.cleaned_data
-        parts = [data["function"].function_id, _iso(data["started_after"]),
-                 _iso(data["started_before"]), data["if_exp"]]
+        parts = [
+            data["function"].function_id,
+            _iso(data["started_after"]),
+            _iso(data["started_before"]),
+            data["if_exp"],
+        ]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -125,10 +129,18 @@ class CancellationAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     change_list_template = "django_inngest/admin/cancellation_change_list.html"
     fields = (
-        "id", "name", "function", "app_id", "started_after", "started_before", "if_exp",
-        "source", "created_at", "runs_link",
+        "id",
+        "name",
+        "function",
+        "app_id",
+        "after",
+        "before",
+        "if_display",
+        "source",
+        "created",
+        "runs_link",
     )
-    readonly_fields = ("id", "runs_link")
+    readonly_fields = ("id", "after", "before", "if_display", "created", "runs_link")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Cancellation]:
         return super().get_queryset(request).annotate(runs_count=Count("runs"))
@@ -137,6 +149,14 @@ class CancellationAdmin(ReadOnlyAdmin):
     def window(self, cancellation: Cancellation) -> str:
         after = moment(cancellation.started_after) if cancellation.started_after else "…"
         return f"{after} → {moment(cancellation.started_before)}"
+
+    @admin.display(description=gettext_lazy("started after"))
+    def after(self, cancellation: Cancellation) -> str:
+        return moment(cancellation.started_after)
+
+    @admin.display(description=gettext_lazy("started before"))
+    def before(self, cancellation: Cancellation) -> str:
+        return moment(cancellation.started_before)
 
     @admin.display(description="if", ordering="if_exp")
     def if_display(self, cancellation: Cancellation) -> SafeString | str:
@@ -149,7 +169,9 @@ class CancellationAdmin(ReadOnlyAdmin):
     @admin.display(description=gettext_lazy("runs cancelled"), ordering="runs_count")
     def runs_cancelled(self, cancellation: Cancellation) -> SafeString | int:
         count: int = getattr(cancellation, "runs_count", 0)
-        return format_html('<a href="{}">{}</a>', self.runs_url(cancellation), count) if count else 0
+        return (
+            format_html('<a href="{}">{}</a>', self.runs_url(cancellation), count) if count else 0
+        )
 
     @admin.display(description=gettext_lazy("cancelled runs"))
     def runs_link(self, cancellation: Cancellation) -> SafeString:
@@ -161,7 +183,9 @@ class CancellationAdmin(ReadOnlyAdmin):
         changelist = reverse(f"{self.admin_site.name}:django_inngest_functionrun_changelist")
         return f"{changelist}?{urlencode({'cancellation': cancellation.pk})}"
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {**(extra_context or {})}
         if self.has_cancel_permission(request):
             extra_context["bulk_cancel_url"] = reverse(
@@ -195,18 +219,26 @@ class CancellationAdmin(ReadOnlyAdmin):
                     if "confirm" in request.POST:
                         self.message_user(
                             request,
-                            _("The criteria changed after the preview; check the runs below "
-                              "and confirm again."),
+                            _(
+                                "The criteria changed after the preview; check the runs below "
+                                "and confirm again."
+                            ),
                             messages.WARNING,
                         )
                     matches = matching_runs(form.unsaved_cancellation())
-                    preview = {"count": len(matches), "runs": self._preview_rows(matches), "key": key}
+                    preview = {
+                        "count": len(matches),
+                        "runs": self._preview_rows(matches),
+                        "key": key,
+                    }
         else:
-            form = BulkCancelForm(initial={
-                "function": request.GET.get("function") or None,
-                # Rounded up: the widget drops fractions, and "now" should include this second.
-                "started_before": timezone.now().replace(microsecond=0) + timedelta(seconds=1),
-            })
+            form = BulkCancelForm(
+                initial={
+                    "function": request.GET.get("function") or None,
+                    # Rounded up: the widget drops fractions, and "now" should include this second.
+                    "started_before": timezone.now().replace(microsecond=0) + timedelta(seconds=1),
+                }
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": _("Bulk cancel runs"),
@@ -220,9 +252,14 @@ class CancellationAdmin(ReadOnlyAdmin):
 
     def _preview_rows(self, matches: list[FunctionRun]) -> list[dict[str, Any]]:
         return [
-            {"url": self.url_for(run), "run_id": run.run_id, "created": moment(run.created_at),
-             "status": status_badge(run.status, run.get_status_display()), "event": run.event.name,
-             "event_id": run.event.internal_id}
+            {
+                "url": self.url_for(run),
+                "run_id": run.run_id,
+                "created": moment(run.created_at),
+                "status": status_badge(run.status, run.get_status_display()),
+                "event": run.event.name,
+                "event_id": run.event.internal_id,
+            }
             for run in matches[:PREVIEW_LIMIT]
         ]
 

@@ -22,13 +22,24 @@ class EventAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
     ordering = ("-received_at",)
     fieldsets = (
-        (None, {"fields": (
-            "name", "internal_id", "external_id", "received_at", "ts", "v", "is_duplicate",
-        )}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "internal_id",
+                    "external_id",
+                    "received",
+                    "ts",
+                    "v",
+                    "is_duplicate",
+                )
+            },
+        ),
         (gettext_lazy("Payload"), {"fields": ("data_display", "user_display")}),
         (gettext_lazy("Runs started by this event"), {"fields": ("runs_display",)}),
     )
-    readonly_fields = ("internal_id", "data_display", "user_display", "runs_display")
+    readonly_fields = ("internal_id", "received", "data_display", "user_display", "runs_display")
 
     @admin.display(description=gettext_lazy("received at"), ordering="received_at")
     def received(self, event: Event) -> str:
@@ -51,8 +62,13 @@ class EventAdmin(ReadOnlyAdmin):
             "",
             '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
             (
-                (self.url_for(run), run.run_id, run.function_id,
-                 status_badge(run.status, run.get_status_display()), moment(run.created_at))
+                (
+                    self.url_for(run),
+                    run.run_id,
+                    run.function_id,
+                    status_badge(run.status, run.get_status_display()),
+                    moment(run.created_at),
+                )
                 for run in runs[:MAX_RUNS_SHOWN]
             ),
         )
@@ -60,14 +76,20 @@ class EventAdmin(ReadOnlyAdmin):
         if len(runs) > MAX_RUNS_SHOWN:
             changelist = self.url_for(runs[0], "changelist")
             more = format_html(
-                '<p><a href="{}?q={}">{}</a></p>', changelist, event.internal_id,
+                '<p><a href="{}?q={}">{}</a></p>',
+                changelist,
+                event.internal_id,
                 gettext_lazy("All runs of this event…"),
             )
         return format_html(
             '<table class="inngest-table inngest-event-runs"><thead><tr><th>{}</th><th>{}</th>'
             "<th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>{}",
-            gettext_lazy("run ID"), gettext_lazy("function"), gettext_lazy("status"),
-            gettext_lazy("created at"), rows, more,
+            gettext_lazy("run ID"),
+            gettext_lazy("function"),
+            gettext_lazy("status"),
+            gettext_lazy("created at"),
+            rows,
+            more,
         )
 
 
@@ -78,10 +100,17 @@ class ListenerAdmin(ReadOnlyAdmin):
     list_select_related = ("run",)
     search_fields = ("=run__run_id", "event_name")
     fields = (
-        "kind", "run_link", "step_id", "event_name", "expression", "match_key",
-        "trigger_event_id", "created_at", "expires_at",
+        "kind",
+        "run_link",
+        "step_id",
+        "event_name",
+        "expression",
+        "match_key",
+        "trigger_event_id",
+        "created",
+        "expires",
     )
-    readonly_fields = ("run_link",)
+    readonly_fields = ("run_link", "created", "expires")
 
     @admin.display(description=gettext_lazy("run"), ordering="run")
     def run_link(self, listener: Listener) -> str:

@@ -7,8 +7,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
-from django.template.response import TemplateResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -24,7 +23,9 @@ def count_field(status: str) -> str:
 
 def status_counts() -> dict[str, Count]:
     # One aggregate per status over one GROUP BY: the list costs a single query, not one per row.
-    return {count_field(status): Count("runs", filter=Q(runs__status=status)) for status in RunStatus}
+    return {
+        count_field(status): Count("runs", filter=Q(runs__status=status)) for status in RunStatus
+    }
 
 
 def _count_column(status: RunStatus) -> Any:
@@ -38,25 +39,54 @@ def _count_column(status: RunStatus) -> Any:
 @admin.register(FunctionRegistration)
 class FunctionRegistrationAdmin(ReadOnlyAdmin):
     list_display = (
-        "function_id", "name", "app_id", "is_active",
+        "function_id",
+        "name",
+        "app_id",
+        "is_active",
         *(count_field(status) for status in RunStatus),
     )
     list_filter = ("is_active", "app_id")
     search_fields = ("function_id", "name")
     change_form_template = "django_inngest/admin/function_change_form.html"
     fieldsets = (
-        (None, {"fields": (
-            "function_id", "name", "app_id", "fn_id", "is_active", "created", "updated",
-        )}),
+        (
+            None,
+            {
+                "fields": (
+                    "function_id",
+                    "name",
+                    "app_id",
+                    "fn_id",
+                    "is_active",
+                    "created",
+                    "updated",
+                )
+            },
+        ),
         (gettext_lazy("Runs"), {"fields": ("counts_display",)}),
-        (gettext_lazy("Configuration"), {"fields": (
-            "triggers_display", "cancel_display", "retries_display",
-        )}),
-        (gettext_lazy("Raw configuration"), {"classes": ("collapse",), "fields": ("config_display",)}),
+        (
+            gettext_lazy("Configuration"),
+            {
+                "fields": (
+                    "triggers_display",
+                    "cancel_display",
+                    "retries_display",
+                )
+            },
+        ),
+        (
+            gettext_lazy("Raw configuration"),
+            {"classes": ("collapse",), "fields": ("config_display",)},
+        ),
     )
     readonly_fields = (
-        "created", "updated", "counts_display", "triggers_display", "cancel_display",
-        "retries_display", "config_display",
+        "created",
+        "updated",
+        "counts_display",
+        "triggers_display",
+        "cancel_display",
+        "retries_display",
+        "config_display",
     )
 
     runs_queued = _count_column(RunStatus.QUEUED)
@@ -94,12 +124,17 @@ class FunctionRegistrationAdmin(ReadOnlyAdmin):
         cells = format_html_join(
             "",
             '<td><span class="inngest-badge inngest-badge--{}">{}</span> {}</td>',
-            ((STATUS_CSS[status], status.label, self.count_link(function, status)) for status in RunStatus),
+            (
+                (STATUS_CSS[status], status.label, self.count_link(function, status))
+                for status in RunStatus
+            ),
         )
         return format_html(
             '<table class="inngest-table inngest-counts"><tr>{}</tr></table>'
             '<p><a href="{}">{}</a></p>',
-            cells, self.runs_url(function), gettext_lazy("All runs of this function"),
+            cells,
+            self.runs_url(function),
+            gettext_lazy("All runs of this function"),
         )
 
     @admin.display(description=gettext_lazy("triggers"))
@@ -112,13 +147,19 @@ class FunctionRegistrationAdmin(ReadOnlyAdmin):
             if "cron" in trigger:
                 items.append(format_html("cron <code>{}</code>", trigger["cron"]))
             elif trigger.get("expression"):
-                items.append(format_html(
-                    "event <code>{}</code> if <code>{}</code>", trigger.get("event", ""), trigger["expression"]
-                ))
+                items.append(
+                    format_html(
+                        "event <code>{}</code> if <code>{}</code>",
+                        trigger.get("event", ""),
+                        trigger["expression"],
+                    )
+                )
             else:
                 items.append(format_html("event <code>{}</code>", trigger.get("event", "")))
-        return format_html('<ul class="inngest-list">{}</ul>',
-                           format_html_join("", "<li>{}</li>", ((item,) for item in items)))
+        return format_html(
+            '<ul class="inngest-list">{}</ul>',
+            format_html_join("", "<li>{}</li>", ((item,) for item in items)),
+        )
 
     @admin.display(description=gettext_lazy("cancel on"))
     def cancel_display(self, function: FunctionRegistration) -> SafeString | str:
@@ -150,9 +191,14 @@ class FunctionRegistrationAdmin(ReadOnlyAdmin):
         return pretty_json(function.config)
 
     def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], add: bool = False,
-        change: bool = False, form_url: str = "", obj: FunctionRegistration | None = None,
-    ) -> TemplateResponse:
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: FunctionRegistration | None = None,
+    ) -> HttpResponse:
         if obj is not None:
             context["runs_url"] = self.runs_url(obj)
             if self.has_cancel_permission(request):

@@ -1,4 +1,4 @@
-"""Runs and steps: the list, the run page with its timeline, and the cancel and rerun actions."""
+"""Runs: the list, the run page with its timeline and steps, and the cancel and rerun actions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -36,7 +35,7 @@ from django_inngest.cancellation import (
     cancel_runs,
 )
 from django_inngest.exceptions import InngestError
-from django_inngest.models import CancelSource, FunctionRun, RunStatus, StepRun
+from django_inngest.models import CancelSource, FunctionRun, RunStatus
 from django_inngest.timeline import build_timeline, format_duration
 
 #: Shown on the run page; more steps than this are summarised rather than drawn.
@@ -70,42 +69,83 @@ class FunctionRunAdmin(ReadOnlyAdmin):
     actions = ("cancel_selected", "rerun_selected")
     change_form_template = "django_inngest/admin/run_change_form.html"
     readonly_fields = (
-        "function_link", "status_display", "event_link", "created", "started", "ended",
-        "duration", "output_display",
-        "error_display", "cancellation_link", "parent_link", "invoked_links", "original_link",
+        "function_link",
+        "status_display",
+        "event_link",
+        "created",
+        "started",
+        "ended",
+        "duration",
+        "output_display",
+        "error_display",
+        "cancellation_link",
+        "parent_link",
+        "invoked_links",
+        "original_link",
         "rerun_links",
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets: list[tuple[Any, dict[str, Any]]] = [
-            (None, {"fields": (
-                "run_id", "function_link", "status_display", "event_link",
-                "created", "started", "ended", "duration",
-            )}),
+            (
+                None,
+                {
+                    "fields": (
+                        "run_id",
+                        "function_link",
+                        "status_display",
+                        "event_link",
+                        "created",
+                        "started",
+                        "ended",
+                        "duration",
+                    )
+                },
+            ),
         ]
         # Sections that would only show dashes are left out: few runs are cancelled or related,
         # and an active run has no result yet.
-        result = ("output_display", "error_display")
+        result: tuple[str, ...] = ("output_display", "error_display")
         if obj is not None:
             shown = {"output_display": obj.output is not None, "error_display": bool(obj.error)}
             result = tuple(name for name in result if shown[name])
         if result:
             fieldsets.append((gettext_lazy("Result"), {"fields": result}))
         if obj is not None and obj.status == RunStatus.CANCELLED:
-            fieldsets.append((gettext_lazy("Cancellation"), {
-                "fields": ("cancel_source", "cancel_reason", "cancellation_link"),
-            }))
+            fieldsets.append(
+                (
+                    gettext_lazy("Cancellation"),
+                    {
+                        "fields": ("cancel_source", "cancel_reason", "cancellation_link"),
+                    },
+                )
+            )
         if obj is not None and self._has_relations(obj):
-            fieldsets.append((gettext_lazy("Related runs"), {
-                "fields": ("parent_link", "invoked_links", "original_link", "rerun_links"),
-            }))
-        fieldsets.append((gettext_lazy("Engine state"), {
-            "classes": ("collapse",),
-            "fields": (
-                "wait_kind", "ready_at", "dispatched_at", "lease_owner", "lease_expires_at",
-                "attempt", "cancelled_signal_sent",
-            ),
-        }))
+            fieldsets.append(
+                (
+                    gettext_lazy("Related runs"),
+                    {
+                        "fields": ("parent_link", "invoked_links", "original_link", "rerun_links"),
+                    },
+                )
+            )
+        fieldsets.append(
+            (
+                gettext_lazy("Engine state"),
+                {
+                    "classes": ("collapse",),
+                    "fields": (
+                        "wait_kind",
+                        "ready_at",
+                        "dispatched_at",
+                        "lease_owner",
+                        "lease_expires_at",
+                        "attempt",
+                        "cancelled_signal_sent",
+                    ),
+                },
+            )
+        )
         return fieldsets
 
     def _has_relations(self, run: FunctionRun) -> bool:
@@ -147,7 +187,10 @@ class FunctionRunAdmin(ReadOnlyAdmin):
     def event_link(self, run: FunctionRun) -> str:
         event = run.event
         return format_html(
-            '<a href="{}">{}</a> <code>{}</code>', self.url_for(event), event.name, event.internal_id
+            '<a href="{}">{}</a> <code>{}</code>',
+            self.url_for(event),
+            event.name,
+            event.internal_id,
         )
 
     @admin.display(description=gettext_lazy("output"))
@@ -215,20 +258,37 @@ class FunctionRunAdmin(ReadOnlyAdmin):
 
     def report_cancel_outcome(self, request: HttpRequest, outcome: dict[str, list[str]]) -> None:
         reports = (
-            ("cancelled", messages.SUCCESS, "%(count)d run was cancelled.",
-             "%(count)d runs were cancelled."),
-            ("already_cancelled", messages.INFO, "%(count)d run was already cancelled.",
-             "%(count)d runs were already cancelled."),
-            ("ended", messages.WARNING,
-             "%(count)d run had already ended and was not cancelled.",
-             "%(count)d runs had already ended and were not cancelled."),
-            ("missing", messages.ERROR, "%(count)d run no longer exists.",
-             "%(count)d runs no longer exist."),
+            (
+                "cancelled",
+                messages.SUCCESS,
+                "%(count)d run was cancelled.",
+                "%(count)d runs were cancelled.",
+            ),
+            (
+                "already_cancelled",
+                messages.INFO,
+                "%(count)d run was already cancelled.",
+                "%(count)d runs were already cancelled.",
+            ),
+            (
+                "ended",
+                messages.WARNING,
+                "%(count)d run had already ended and was not cancelled.",
+                "%(count)d runs had already ended and were not cancelled.",
+            ),
+            (
+                "missing",
+                messages.ERROR,
+                "%(count)d run no longer exists.",
+                "%(count)d runs no longer exist.",
+            ),
         )
         for key, level, singular, plural in reports:
             count = len(outcome.get(key, ()))
             if count:
-                self.message_user(request, ngettext(singular, plural, count) % {"count": count}, level)
+                self.message_user(
+                    request, ngettext(singular, plural, count) % {"count": count}, level
+                )
 
     @admin.action(description=gettext_lazy("Rerun selected runs"), permissions=["rerun"])
     def rerun_selected(self, request: HttpRequest, queryset: QuerySet[FunctionRun]) -> None:
@@ -246,8 +306,9 @@ class FunctionRunAdmin(ReadOnlyAdmin):
             ) % {"count": started}
             self.message_user(request, message, messages.SUCCESS)
         for problem in failed:
-            self.message_user(request, _("Could not rerun %(problem)s") % {"problem": problem},
-                              messages.ERROR)
+            self.message_user(
+                request, _("Could not rerun %(problem)s") % {"problem": problem}, messages.ERROR
+            )
 
     # -- the run page -------------------------------------------------------------------------
     def get_urls(self) -> list[URLPattern]:
@@ -270,8 +331,12 @@ class FunctionRunAdmin(ReadOnlyAdmin):
         try:
             result = cancel_run(run_id, source=CancelSource.ADMIN, reason=cancel_reason(request))
         except RunNotFoundError:
-            self.message_user(request, _("No run has the ID %(id)s.") % {"id": run_id}, messages.ERROR)
-            return HttpResponseRedirect(reverse(f"{self.admin_site.name}:{self._url_name('changelist')}"))
+            self.message_user(
+                request, _("No run has the ID %(id)s.") % {"id": run_id}, messages.ERROR
+            )
+            return HttpResponseRedirect(
+                reverse(f"{self.admin_site.name}:{self._url_name('changelist')}")
+            )
         except RunAlreadyEndedError as exc:
             self.message_user(
                 request,
@@ -284,7 +349,9 @@ class FunctionRunAdmin(ReadOnlyAdmin):
                 self.message_user(request, _("The run was cancelled."), messages.SUCCESS)
             else:
                 self.message_user(request, _("The run was already cancelled."), messages.INFO)
-        change_url = reverse(f"{self.admin_site.name}:{self._url_name('change')}", args=(object_id,))
+        change_url = reverse(
+            f"{self.admin_site.name}:{self._url_name('change')}", args=(object_id,)
+        )
         return HttpResponseRedirect(change_url)
 
     def _url_name(self, view: str) -> str:
@@ -295,75 +362,44 @@ class FunctionRunAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).select_related("function", "event")
 
     def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], add: bool = False,
-        change: bool = False, form_url: str = "", obj: FunctionRun | None = None,
-    ) -> TemplateResponse:
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: FunctionRun | None = None,
+    ) -> HttpResponse:
         if obj is not None:
             context.update(self.run_page_context(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def run_page_context(self, request: HttpRequest, run: FunctionRun) -> dict[str, Any]:
+        # One extra row tells whether there are more, so the common case needs no COUNT query.
         steps = list(run.steps.order_by("position")[: MAX_TIMELINE_STEPS + 1])
-        hidden = max(len(steps) - MAX_TIMELINE_STEPS, 0)
+        hidden = run.steps.count() - MAX_TIMELINE_STEPS if len(steps) > MAX_TIMELINE_STEPS else 0
         steps = steps[:MAX_TIMELINE_STEPS]
         timeline = build_timeline(run, steps, timezone.now())
         return {
             "timeline": timeline,
             "timeline_more_steps": hidden,
             "step_rows": [
-                {"step": step, "row": row, "output": pretty_json(step.output) if step.output is not None else "",
-                 "error": error_block(step.error) if step.error else "",
-                 "started": moment(step.started_at), "ended": moment(step.ended_at)}
+                {
+                    "step": step,
+                    "row": row,
+                    "output": pretty_json(step.output) if step.output is not None else "",
+                    "error": error_block(step.error) if step.error else "",
+                    "started": moment(step.started_at),
+                    "ended": moment(step.ended_at),
+                }
                 for step, row in zip(steps, timeline.rows[1:], strict=True)
             ],
             "can_cancel": not run.is_ended and self.has_cancel_permission(request),
-            "cancel_url": reverse(f"{self.admin_site.name}:{self._url_name('cancel')}",
-                                  args=(run.run_id,)),
+            "cancel_url": reverse(
+                f"{self.admin_site.name}:{self._url_name('cancel')}", args=(run.run_id,)
+            ),
             "run_status": run_status(run),
             "event_url": self.url_for(run.event),
-            "run_duration": (
-                _("took %(duration)s") if run.is_ended else _("%(duration)s so far")
-            ) % {"duration": timeline.rows[0].duration},
+            "run_duration": (_("took %(duration)s") if run.is_ended else _("%(duration)s so far"))
+            % {"duration": timeline.rows[0].duration},
         }
-
-
-@admin.register(StepRun)
-class StepRunAdmin(ReadOnlyAdmin):
-    list_display = ("step_id", "run_link", "kind", "status_display", "attempts", "started", "ended")
-    list_filter = ("kind", "status")
-    list_select_related = ("run",)
-    search_fields = ("=run__run_id", "step_id")
-    date_hierarchy = "started_at"
-    fields = (
-        "run_link", "step_id", "position", "kind", "status", "attempts", "started_at",
-        "ended_at", "wake_at", "output_display", "error_display", "attempt_log_display",
-    )
-    readonly_fields = ("run_link", "output_display", "error_display", "attempt_log_display")
-
-    @admin.display(description=gettext_lazy("run"), ordering="run")
-    def run_link(self, step: StepRun) -> str:
-        return self.link(step.run, step.run_id)
-
-    @admin.display(description=gettext_lazy("status"), ordering="status")
-    def status_display(self, step: StepRun) -> SafeString:
-        return status_badge(step.status, step.get_status_display())
-
-    @admin.display(description=gettext_lazy("started at"), ordering="started_at")
-    def started(self, step: StepRun) -> str:
-        return moment(step.started_at)
-
-    @admin.display(description=gettext_lazy("ended at"), ordering="ended_at")
-    def ended(self, step: StepRun) -> str:
-        return moment(step.ended_at)
-
-    @admin.display(description=gettext_lazy("output"))
-    def output_display(self, step: StepRun) -> SafeString | str:
-        return pretty_json(step.output)
-
-    @admin.display(description=gettext_lazy("error"))
-    def error_display(self, step: StepRun) -> SafeString | str:
-        return error_block(step.error)
-
-    @admin.display(description=gettext_lazy("attempt log"))
-    def attempt_log_display(self, step: StepRun) -> SafeString | str:
-        return pretty_json(step.attempt_log)
