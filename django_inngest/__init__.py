@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 
-def cancel_run(run_id: str, *, reason: str = "", source: str = "python", **kwargs: Any) -> CancelResult:
+def cancel_run(
+    run_id: str, *, reason: str = "", source: str = "python", **kwargs: Any
+) -> CancelResult:
     """Cancel one run; see ``django_inngest.cancellation.cancel_run``."""
     from django_inngest.cancellation import cancel_run as _cancel_run
 

@@ -143,8 +143,13 @@ def create_bulk_cancellation(
 
 def matching_runs(cancellation: Cancellation) -> list[FunctionRun]:
     """Active runs of the function created in the window whose trigger satisfies ``if``."""
-    runs = FunctionRun.objects.active().select_related("event").filter(
-        function_id=cancellation.function_id, created_at__lte=cancellation.started_before
+    runs = (
+        FunctionRun.objects.active()
+        .select_related("event")
+        .filter(
+            function__function_id=cancellation.function_id,
+            created_at__lte=cancellation.started_before,
+        )
     )
     if cancellation.started_after is not None:
         runs = runs.filter(created_at__gte=cancellation.started_after)
@@ -175,7 +180,12 @@ def sweep(cancellation: Cancellation) -> int:
 
 def cancel_runs(run_ids: list[str], *, source: str, reason: str = "") -> dict[str, list[str]]:
     """Cancel several runs one by one (admin action, CLI); reports each outcome."""
-    outcome: dict[str, list[str]] = {"cancelled": [], "already_cancelled": [], "ended": [], "missing": []}
+    outcome: dict[str, list[str]] = {
+        "cancelled": [],
+        "already_cancelled": [],
+        "ended": [],
+        "missing": [],
+    }
     for run_id in run_ids:
         try:
             result = cancel_run(run_id, source=source, reason=reason)

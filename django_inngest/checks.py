@@ -18,8 +18,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages: list[CheckMessage] = []
     for name, setting in SETTINGS.items():
         value = getattr(inngest_settings, name)
-        if isinstance(value, bool) and bool not in setting.types or not isinstance(value, setting.types):
-            allowed = " or ".join(t.__name__ if t is not type(None) else "None" for t in setting.types)
+        if (isinstance(value, bool) and bool not in setting.types) or not isinstance(
+            value, setting.types
+        ):
+            allowed = " or ".join(
+                t.__name__ if t is not type(None) else "None" for t in setting.types
+            )
             messages.append(
                 Error(
                     f"{PREFIX}{name} must be {allowed}, not {type(value).__name__}.",
@@ -77,7 +81,8 @@ def check_functions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
             (f"trigger {t.event!r} expression", t.expression, ("event",)) for t in function.triggers
         ]
         sources += [
-            (f"cancel rule {c.event!r} if_exp", c.expression, ("event", "async")) for c in function.cancel
+            (f"cancel rule {c.event!r} if_exp", c.expression, ("event", "async"))
+            for c in function.cancel
         ]
         for where, expression, variables in sources:
             if not expression:

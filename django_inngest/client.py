@@ -42,7 +42,9 @@ def _cel_string(value: str) -> str:
 class Inngest:
     """The client. ``app_id`` prefixes every function ID: ``f"{app_id}-{fn_id}"``."""
 
-    def __init__(self, *, app_id: str, logger: Any = None, **_ignored_connection_options: Any) -> None:
+    def __init__(
+        self, *, app_id: str, logger: Any = None, **_ignored_connection_options: Any
+    ) -> None:
         # inngest-py's connection options (event_key, signing_key, api_base_url, ...) have no
         # meaning in-process; they are accepted so a ported client constructor still works.
         if not isinstance(app_id, str) or not app_id.strip():
@@ -165,9 +167,13 @@ class Inngest:
         if retries is None:
             return None  # DJANGO_INNGEST_DEFAULT_RETRIES, read when a step fails
         if not isinstance(retries, int) or isinstance(retries, bool):
-            raise ConfigurationError(f"{fn_id}: retries must be an int, got {type(retries).__name__}")
+            raise ConfigurationError(
+                f"{fn_id}: retries must be an int, got {type(retries).__name__}"
+            )
         if not 0 <= retries <= MAX_RETRIES:
-            raise ConfigurationError(f"{fn_id}: retries must be between 0 and {MAX_RETRIES}, got {retries}")
+            raise ConfigurationError(
+                f"{fn_id}: retries must be between 0 and {MAX_RETRIES}, got {retries}"
+            )
         return retries
 
     def send_sync(self, events: Event | list[Event]) -> list[str]:

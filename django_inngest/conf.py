@@ -25,18 +25,32 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {
     "AUTODISCOVER_MODULE": Setting(
-        "inngest_functions", (str, type(None)), "Module name autodiscovered in each app; None disables."
+        "inngest_functions",
+        (str, type(None)),
+        "Module name autodiscovered in each app; None disables.",
     ),
     "EVENT_KEYS": Setting(
-        [], (list, tuple), "Event keys accepted by POST /e/<event_key>. Empty means the event API refuses all."
+        [],
+        (list, tuple),
+        "Event keys accepted by POST /e/<event_key>. Empty means the event API refuses all.",
     ),
     "SIGNING_KEY": Setting(
-        "", (str,), "Signing key accepted as 'Authorization: Bearer' on the REST API (raw or hashed)."
+        "",
+        (str,),
+        "Signing key accepted as 'Authorization: Bearer' on the REST API (raw or hashed).",
     ),
-    "MAX_EVENT_BYTES": Setting(512 * 1024, (int,), "Largest accepted event, in bytes (Inngest OSS: 512 KiB)."),
-    "MAX_EVENTS_PER_REQUEST": Setting(5000, (int,), "Largest JSON array accepted by the event API."),
-    "MAX_STEP_OUTPUT_BYTES": Setting(4 * 1024 * 1024, (int,), "Largest step output, in bytes (Inngest: 4 MB)."),
-    "DEFAULT_RETRIES": Setting(4, (int,), "Retries per step when a function does not set `retries`."),
+    "MAX_EVENT_BYTES": Setting(
+        512 * 1024, (int,), "Largest accepted event, in bytes (Inngest OSS: 512 KiB)."
+    ),
+    "MAX_EVENTS_PER_REQUEST": Setting(
+        5000, (int,), "Largest JSON array accepted by the event API."
+    ),
+    "MAX_STEP_OUTPUT_BYTES": Setting(
+        4 * 1024 * 1024, (int,), "Largest step output, in bytes (Inngest: 4 MB)."
+    ),
+    "DEFAULT_RETRIES": Setting(
+        4, (int,), "Retries per step when a function does not set `retries`."
+    ),
     "LEASE_SECONDS": Setting(
         30.0, (int, float), "How long a worker's claim on a run lasts without a heartbeat."
     ),
@@ -44,10 +58,14 @@ SETTINGS: dict[str, Setting] = {
         30.0, (int, float), "A ready run not claimed this long after dispatch is dispatched again."
     ),
     "TIMER_POLL_SECONDS": Setting(
-        0.25, (int, float), "How often each worker looks for due sleeps, timeouts, retries and lost runs."
+        0.25,
+        (int, float),
+        "How often each worker looks for due sleeps, timeouts, retries and lost runs.",
     ),
     "INVOCATION_BUDGET_SECONDS": Setting(
-        5.0, (int, float), "How long one worker task keeps advancing a run before yielding the worker."
+        5.0,
+        (int, float),
+        "How long one worker task keeps advancing a run before yielding the worker.",
     ),
     "RETRY_BACKOFF_SECONDS": Setting(
         2.0, (int, float), "First retry delay; doubles per attempt, with jitter."
@@ -57,7 +75,9 @@ SETTINGS: dict[str, Setting] = {
         24 * 3600, (int,), "A repeated sender event id within this window starts no function."
     ),
     "Q_CLUSTER_NAME": Setting(
-        None, (str, type(None)), "django-q2 cluster (queue) that runs executions; None is the default one."
+        None,
+        (str, type(None)),
+        "django-q2 cluster (queue) that runs executions; None is the default one.",
     ),
 }
 

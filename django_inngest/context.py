@@ -13,11 +13,13 @@ if TYPE_CHECKING:
     from django_inngest.steps import Group, Step
 
 
-class FunctionLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class FunctionLogger(logging.LoggerAdapter[logging.Logger]):
     """A standard logger that tags records with run and function IDs and stays silent while
     memoized steps are replayed, so each line is logged once per run, not once per replay."""
 
-    def __init__(self, logger: logging.Logger, extra: dict[str, Any], replaying: Callable[[], bool]):
+    def __init__(
+        self, logger: logging.Logger, extra: dict[str, Any], replaying: Callable[[], bool]
+    ):
         super().__init__(logger, extra)
         self._replaying = replaying
 
@@ -26,7 +28,9 @@ class FunctionLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             return
         super().log(level, msg, *args, **kwargs)
 
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
         kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
         return msg, kwargs
 

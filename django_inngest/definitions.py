@@ -118,9 +118,12 @@ class Cancel:
         if self.if_exp is not None and self.match is not None:
             raise ConfigurationError("Cancel.if_exp and Cancel.match cannot be combined")
         if self.match is not None and (
-            not isinstance(self.match, str) or not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", self.match)
+            not isinstance(self.match, str)
+            or not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", self.match)
         ):
-            raise ConfigurationError(f"Cancel.match must be a field path like 'data.id', got {self.match!r}")
+            raise ConfigurationError(
+                f"Cancel.match must be a field path like 'data.id', got {self.match!r}"
+            )
         if self.timeout is not None:
             duration_from(self.timeout, "Cancel.timeout")
 

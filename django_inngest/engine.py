@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -50,7 +50,7 @@ WORKER_LOST = {"name": "WorkerLostError", "message": "the worker running this st
 
 
 def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with full jitter: base·2^(attempt-1), capped, times 0.5–1.0."""
+    """Exponential backoff with full jitter: base·2^(attempt-1), capped, times 0.5 to 1.0."""
     base = float(settings.RETRY_BACKOFF_SECONDS)
     cap = float(settings.RETRY_BACKOFF_MAX_SECONDS)
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
@@ -124,7 +124,9 @@ class Invocation:
     def consume_memo(self) -> None:
         self._unconsumed = max(0, self._unconsumed - 1)
 
-    def _new_step(self, uid: str, name: str, kind: StepKind, status: StepStatus, **fields: Any) -> StepRun:
+    def _new_step(
+        self, uid: str, name: str, kind: StepKind, status: StepStatus, **fields: Any
+    ) -> StepRun:
         step = StepRun(
             run_id=self.run.run_id,
             step_id=uid,
@@ -140,7 +142,9 @@ class Invocation:
 
     # -- cancellation and ownership -----------------------------------------------------------
     def is_cancelled(self) -> bool:
-        status = FunctionRun.objects.filter(pk=self.run.run_id).values_list("status", flat=True).first()
+        status = (
+            FunctionRun.objects.filter(pk=self.run.run_id).values_list("status", flat=True).first()
+        )
         return status == RunStatus.CANCELLED or self._bulk_cancellation() is not None
 
     def _bulk_cancellation(self) -> Cancellation | None:
@@ -148,11 +152,14 @@ class Invocation:
         if self._cancellations is None:
             created = self.run.created_at
             self._cancellations = list(
-                Cancellation.objects.filter(function_id=self.run.function_id, started_before__gte=created)
-                .filter(Q(started_after__isnull=True) | Q(started_after__lte=created))
+                Cancellation.objects.filter(
+                    function__function_id=self.run.function_id, started_before__gte=created
+                ).filter(Q(started_after__isnull=True) | Q(started_after__lte=created))
             )
         for cancellation in self._cancellations:
-            if not cancellation.if_exp or expressions.evaluate(cancellation.if_exp, event=self.trigger):
+            if not cancellation.if_exp or expressions.evaluate(
+                cancellation.if_exp, event=self.trigger
+            ):
                 return cancellation
         return None
 
@@ -175,15 +182,22 @@ class Invocation:
 
     def locked_run(self) -> FunctionRun:
         """Re-read and lock our run; raise Abandon if it was cancelled or taken over."""
-        run = FunctionRun.objects.select_for_update().select_related("event").get(pk=self.run.run_id)
+        run = (
+            FunctionRun.objects.select_for_update().select_related("event").get(pk=self.run.run_id)
+        )
         if run.status != RunStatus.RUNNING or run.lease_owner != self.owner:
             raise Abandon()
         self.run = run
         return run
 
     def pause(
-        self, ready_at: datetime | None, wait_kind: WaitKind, *, dispatch: bool = False,
-        step: StepRun | None = None, extra: Callable[[FunctionRun], None] | None = None,
+        self,
+        ready_at: datetime | None,
+        wait_kind: WaitKind,
+        *,
+        dispatch: bool = False,
+        step: StepRun | None = None,
+        extra: Callable[[FunctionRun], None] | None = None,
     ) -> None:
         """Commit the pause (and the step row, if any), release the lease, raise Suspend."""
         with transaction.atomic():
@@ -198,7 +212,15 @@ class Invocation:
             run.lease_expires_at = None
             if dispatch:
                 run.dispatched_at = timezone.now()
-            run.save(update_fields=["ready_at", "wait_kind", "lease_owner", "lease_expires_at", "dispatched_at"])
+            run.save(
+                update_fields=[
+                    "ready_at",
+                    "wait_kind",
+                    "lease_owner",
+                    "lease_expires_at",
+                    "dispatched_at",
+                ]
+            )
             if dispatch:
                 from django_inngest.runs import dispatch_on_commit
 
@@ -207,7 +229,12 @@ class Invocation:
 
     # -- step.run -------------------------------------------------------------------------------
     def execute_step(
-        self, uid: str, name: str, memo: StepRun | None, handler: Callable[..., Any], args: tuple[Any, ...]
+        self,
+        uid: str,
+        name: str,
+        memo: StepRun | None,
+        handler: Callable[..., Any],
+        args: tuple[Any, ...],
     ) -> Any:
         self.consume_memo_gap()
         now = timezone.now()
@@ -216,14 +243,22 @@ class Invocation:
             # That attempt counts, so a step that always kills its worker ends in Failed.
             memo.attempt_log[-1].update({"ended_at": now.isoformat(), "error": WORKER_LOST})
             self._step_failed(memo, dict(WORKER_LOST), retriable=True, retry_delay=None)
-        if memo is not None and memo.status == StepStatus.RETRYING and memo.wake_at and memo.wake_at > now:
+        if (
+            memo is not None
+            and memo.status == StepStatus.RETRYING
+            and memo.wake_at
+            and memo.wake_at > now
+        ):
             self.pause(memo.wake_at, WaitKind.RETRY)
         self.before_step()
         step = memo or self._new_step(uid, name, StepKind.RUN, StepStatus.RUNNING)
         step.status = StepStatus.RUNNING
         step.attempts += 1
         step.wake_at = None
-        step.attempt_log = [*step.attempt_log, {"attempt": step.attempts, "started_at": now.isoformat()}]
+        step.attempt_log = [
+            *step.attempt_log,
+            {"attempt": step.attempts, "started_at": now.isoformat()},
+        ]
         with transaction.atomic():
             self.locked_run()
             step.save()
@@ -232,12 +267,19 @@ class Invocation:
                 output = check_output(handler(*args), int(settings.MAX_STEP_OUTPUT_BYTES))
         except (Suspend, Abandon):
             raise
-        except Exception as exc:  # noqa: BLE001 - any user error is a failed attempt
-            step.attempt_log[-1].update({"ended_at": timezone.now().isoformat(), "error": error_dict(exc)})
-            retry_delay = exc.delay_seconds(timezone.now()) if isinstance(exc, RetryAfterError) else None
-            self._step_failed(step, error_dict(exc), retriable=not isinstance(exc, NonRetriableError),
-                              retry_delay=retry_delay)
-            raise AssertionError("unreachable")  # _step_failed always raises
+        except Exception as exc:
+            step.attempt_log[-1].update(
+                {"ended_at": timezone.now().isoformat(), "error": error_dict(exc)}
+            )
+            retry_delay = (
+                exc.delay_seconds(timezone.now()) if isinstance(exc, RetryAfterError) else None
+            )
+            self._step_failed(
+                step,
+                error_dict(exc),
+                retriable=not isinstance(exc, NonRetriableError),
+                retry_delay=retry_delay,
+            )
         ended = timezone.now()
         step.status = StepStatus.COMPLETED
         step.output = output
@@ -256,7 +298,8 @@ class Invocation:
 
     def _step_failed(
         self, step: StepRun, error: dict[str, Any], *, retriable: bool, retry_delay: float | None
-    ) -> None:
+    ) -> NoReturn:
+        """Record a failed attempt; pause for a retry (Suspend) or raise StepError for good."""
         now = timezone.now()
         step.error = error
         if retriable and step.attempts <= self.function.retry_limit:
@@ -265,7 +308,10 @@ class Invocation:
             step.wake_at = now + timedelta(seconds=delay)
             logger.warning(
                 "Step failed, will retry run_id=%s step=%s attempt=%s error=%s",
-                self.run.run_id, step.step_id, step.attempts, error.get("message"),
+                self.run.run_id,
+                step.step_id,
+                step.attempts,
+                error.get("message"),
             )
             self.pause(step.wake_at, WaitKind.RETRY, step=step)
         step.status = StepStatus.FAILED
@@ -296,7 +342,12 @@ class Invocation:
 
     # -- wait_for_event -------------------------------------------------------------------------
     def wait_for_event(
-        self, uid: str, name: str, memo: StepRun | None, event_name: str, if_exp: str | None,
+        self,
+        uid: str,
+        name: str,
+        memo: StepRun | None,
+        event_name: str,
+        if_exp: str | None,
         timeout: timedelta,
     ) -> dict[str, Any] | None:
         from django_inngest import listeners
@@ -305,10 +356,14 @@ class Invocation:
         now = timezone.now()
         if memo is None:
             self.before_step()
-            step = self._new_step(uid, name, StepKind.WAIT, StepStatus.WAITING, wake_at=now + timeout)
+            step = self._new_step(
+                uid, name, StepKind.WAIT, StepStatus.WAITING, wake_at=now + timeout
+            )
 
             def add_listener(run: FunctionRun) -> None:
-                listeners.create_wait_listener(run, uid, event_name, if_exp, self.trigger, now, timeout)
+                listeners.create_wait_listener(
+                    run, uid, event_name, if_exp, self.trigger, now, timeout
+                )
 
             self.pause(step.wake_at, WaitKind.EVENT, step=step, extra=add_listener)
         assert memo is not None
@@ -317,7 +372,7 @@ class Invocation:
             memo.refresh_from_db()
             if memo.status == StepStatus.COMPLETED:  # the event arrived as we were woken
                 self.memos[uid] = memo
-                return memo.output  # type: ignore[no-any-return]
+                return memo.output
             if memo.wake_at and memo.wake_at > now:
                 pass  # woken early (a duplicate task); fall through to pause again
             else:
@@ -350,7 +405,12 @@ class Invocation:
 
     # -- invoke ---------------------------------------------------------------------------------
     def invoke(
-        self, uid: str, name: str, memo: StepRun | None, target: Function, data: dict[str, Any],
+        self,
+        uid: str,
+        name: str,
+        memo: StepRun | None,
+        target: Function,
+        data: dict[str, Any],
         timeout: timedelta | None,
     ) -> Any:
         from django_inngest.events import store_events, validate_event
@@ -364,10 +424,18 @@ class Invocation:
             step = self._new_step(uid, name, StepKind.INVOKE, StepStatus.WAITING, wake_at=wake_at)
             payload = {
                 "name": INVOKED_EVENT,
-                "data": {**data, "_inngest": {"fn_id": target.id, "source_fn_id": self.function.id,
-                                              "source_run_id": self.run.run_id}},
+                "data": {
+                    **data,
+                    "_inngest": {
+                        "fn_id": target.id,
+                        "source_fn_id": self.function.id,
+                        "source_run_id": self.run.run_id,
+                    },
+                },
             }
-            fields = validate_event(payload, received_ms=int(now.timestamp() * 1000), allow_internal=True)
+            fields = validate_event(
+                payload, received_ms=int(now.timestamp() * 1000), allow_internal=True
+            )
 
             def start_child(run: FunctionRun) -> None:
                 step.save()
@@ -382,7 +450,10 @@ class Invocation:
         if memo.status == StepStatus.FAILED:
             raise StepError.from_dict(memo.error or {}, uid)
         if memo.wake_at and memo.wake_at <= now:
-            error = {"name": "InvokeTimeoutError", "message": f"invoked function {target.id} timed out"}
+            error = {
+                "name": "InvokeTimeoutError",
+                "message": f"invoked function {target.id} timed out",
+            }
             memo.status, memo.error, memo.ended_at = StepStatus.FAILED, error, now
             with transaction.atomic():
                 self.locked_run()
@@ -432,8 +503,14 @@ def advance(run_id: str) -> str:
     run, recovered = claimed
     function = registry.get(run.function_id)
     if function is None:
-        _fail_locked(run_id, owner, {"name": "FunctionNotFoundError",
-                                     "message": f"function {run.function_id!r} is not defined in this worker"})
+        _fail_locked(
+            run_id,
+            owner,
+            {
+                "name": "FunctionNotFoundError",
+                "message": f"function {run.function_id!r} is not defined in this worker",
+            },
+        )
         return "failed"
     invocation = Invocation(run, function, owner, recovered)
     if recovered and not any(m.status == StepStatus.RUNNING for m in invocation.memos.values()):
@@ -447,7 +524,9 @@ def advance(run_id: str) -> str:
 
 
 def _context(inv: Invocation) -> Context:
-    event = EventValue(**{k: v for k, v in inv.trigger.items() if k in ("name", "data", "id", "ts", "user", "v")})
+    event = EventValue(
+        **{k: v for k, v in inv.trigger.items() if k in ("name", "data", "id", "ts", "user", "v")}
+    )
     base = logging.getLogger(f"django_inngest.functions.{inv.function.id}")
     fn_logger = FunctionLogger(
         base, {"run_id": inv.run.run_id, "function_id": inv.function.id}, lambda: inv.replaying
@@ -472,11 +551,11 @@ def _run_handler(inv: Invocation) -> str:
         return "paused"
     except Abandon:
         return "abandoned"
-    except Exception as exc:  # noqa: BLE001 - classify every handler error
+    except Exception as exc:
         return _handler_failed(inv, exc)
     try:
         output = check_output(output, int(settings.MAX_STEP_OUTPUT_BYTES))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _handler_failed(inv, exc)
     try:
         with transaction.atomic():
@@ -493,8 +572,14 @@ def _handler_failed(inv: Invocation, exc: Exception) -> str:
     try:
         if not final and inv.run.attempt < inv.function.retry_limit:
             attempt = inv.run.attempt + 1
-            delay = exc.delay_seconds(timezone.now()) if isinstance(exc, RetryAfterError) else backoff_seconds(attempt)
-            logger.warning("Run failed, will retry run_id=%s attempt=%s error=%s", inv.run.run_id, attempt, exc)
+            delay = (
+                exc.delay_seconds(timezone.now())
+                if isinstance(exc, RetryAfterError)
+                else backoff_seconds(attempt)
+            )
+            logger.warning(
+                "Run failed, will retry run_id=%s attempt=%s error=%s", inv.run.run_id, attempt, exc
+            )
 
             def bump(run: FunctionRun) -> None:
                 FunctionRun.objects.filter(pk=run.pk).update(attempt=attempt)
@@ -529,9 +614,9 @@ def resume_wait(listener: Listener, event: Event) -> bool:
         if not Listener.objects.filter(pk=listener.pk).delete()[0]:
             return False
         now = timezone.now()
-        StepRun.objects.filter(run_id=run.run_id, step_id=listener.step_id, status=StepStatus.WAITING).update(
-            status=StepStatus.COMPLETED, output=event.as_payload(), ended_at=now
-        )
+        StepRun.objects.filter(
+            run_id=run.run_id, step_id=listener.step_id, status=StepStatus.WAITING
+        ).update(status=StepStatus.COMPLETED, output=event.as_payload(), ended_at=now)
         run.ready_at = now
         run.dispatched_at = now
         run.save(update_fields=["ready_at", "dispatched_at"])
@@ -552,13 +637,22 @@ def resolve_invoke(
     if status == RunStatus.COMPLETED:
         fields: dict[str, Any] = {"status": StepStatus.COMPLETED, "output": output}
     else:
-        message = "invoked function was cancelled" if status == RunStatus.CANCELLED else (
-            (error or {}).get("message", "invoked function failed"))
-        fields = {"status": StepStatus.FAILED,
-                  "error": {**(error or {}), "name": (error or {}).get("name", "Error"), "message": message}}
-    updated = StepRun.objects.filter(run_id=parent_run_id, step_id=step_id, status=StepStatus.WAITING).update(
-        ended_at=now, **fields
-    )
+        message = (
+            "invoked function was cancelled"
+            if status == RunStatus.CANCELLED
+            else ((error or {}).get("message", "invoked function failed"))
+        )
+        fields = {
+            "status": StepStatus.FAILED,
+            "error": {
+                **(error or {}),
+                "name": (error or {}).get("name", "Error"),
+                "message": message,
+            },
+        }
+    updated = StepRun.objects.filter(
+        run_id=parent_run_id, step_id=step_id, status=StepStatus.WAITING
+    ).update(ended_at=now, **fields)
     if updated:
         FunctionRun.objects.filter(pk=parent_run_id).update(ready_at=now, dispatched_at=now)
         dispatch_on_commit([parent_run_id])

@@ -115,8 +115,12 @@ def send_events(
     now = now or timezone.now()
     received_ms = int(now.timestamp() * 1000)
     fields = [
-        validate_event(p, received_ms=received_ms, position=i if len(payloads) > 1 else None,
-                       allow_internal=allow_internal)
+        validate_event(
+            p,
+            received_ms=received_ms,
+            position=i if len(payloads) > 1 else None,
+            allow_internal=allow_internal,
+        )
         for i, p in enumerate(payloads)
     ]
     with transaction.atomic():
@@ -138,7 +142,14 @@ def store_events(fields: list[dict[str, Any]], now: datetime) -> list[Event]:
         is_duplicate = bool(external_id) and (external_id in duplicates or external_id in seen)
         if external_id:
             seen.add(external_id)
-        events.append(Event(internal_id=new_ulid(int(now.timestamp() * 1000)), received_at=now, is_duplicate=is_duplicate, **f))
+        events.append(
+            Event(
+                internal_id=new_ulid(int(now.timestamp() * 1000)),
+                received_at=now,
+                is_duplicate=is_duplicate,
+                **f,
+            )
+        )
     Event.objects.bulk_create(events)
     return events
 
@@ -155,7 +166,9 @@ def _duplicate_ids(external_ids: Iterable[str], now: datetime) -> set[str]:
     )
 
 
-def send_system_event(name: str, data: dict[str, Any], *, event_id: str, ts_ms: int | None = None) -> str:
+def send_system_event(
+    name: str, data: dict[str, Any], *, event_id: str, ts_ms: int | None = None
+) -> str:
     """Emit an ``inngest/...`` event from the engine (the ID doubles as the dedupe key)."""
     payload = {
         "name": name,

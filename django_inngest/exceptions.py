@@ -65,7 +65,9 @@ class RetryAfterError(InngestError):
 class StepError(InngestError):
     """Raised in the handler when a step failed for good; the handler may catch it."""
 
-    def __init__(self, name: str, message: str, stack: str | None = None, step_id: str = "") -> None:
+    def __init__(
+        self, name: str, message: str, stack: str | None = None, step_id: str = ""
+    ) -> None:
         super().__init__(message)
         self.name = name
         self.message = message

@@ -42,7 +42,12 @@ def error_dict(exc: BaseException) -> dict[str, Any]:
 
 def base_data(run: FunctionRun) -> dict[str, Any]:
     trigger = run.event.as_payload()
-    return {"event": trigger, "events": [trigger], "function_id": run.function_id, "run_id": run.run_id}
+    return {
+        "event": trigger,
+        "events": [trigger],
+        "function_id": run.function_id,
+        "run_id": run.run_id,
+    }
 
 
 def cancelled_event_data(run: FunctionRun) -> dict[str, Any]:
@@ -75,8 +80,17 @@ def finish_run(
     run.cancellation_id = cancellation_id
     run.save(
         update_fields=[
-            "status", "ended_at", "output", "error", "ready_at", "wait_kind", "lease_owner",
-            "lease_expires_at", "cancel_source", "cancel_reason", "cancellation",
+            "status",
+            "ended_at",
+            "output",
+            "error",
+            "ready_at",
+            "wait_kind",
+            "lease_owner",
+            "lease_expires_at",
+            "cancel_source",
+            "cancel_reason",
+            "cancellation",
         ]
     )
     # Pending waits, cancel rules and timers die with the run.
@@ -102,7 +116,9 @@ def send_cancelled_signal(run: FunctionRun) -> None:
         if isinstance(response, Exception):
             logger.error(
                 "function_cancelled receiver %r failed for run_id=%s",
-                receiver, run.run_id, exc_info=response,
+                receiver,
+                run.run_id,
+                exc_info=response,
             )
 
 
@@ -125,7 +141,9 @@ def _emit_terminal_events(
     send_system_event(FINISHED_EVENT, finished, event_id=new_ulid(), ts_ms=ts)
     if status == RunStatus.FAILED:
         # The run ID doubles as the event ID, so a repeat can never start on_failure twice.
-        send_system_event(FAILED_EVENT, {"error": error, **base_data(run)}, event_id=run.run_id, ts_ms=ts)
+        send_system_event(
+            FAILED_EVENT, {"error": error, **base_data(run)}, event_id=run.run_id, ts_ms=ts
+        )
 
 
 def emit_cancelled_event(run: FunctionRun) -> bool:

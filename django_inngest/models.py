@@ -312,7 +312,8 @@ class Listener(models.Model):
     step_id = models.CharField(_("step ID"), max_length=255, blank=True, default="")
     event_name = models.CharField(_("event name"), max_length=255)
     expression = models.TextField(_("expression"), blank=True, default="")
-    match_key = models.CharField(_("match key"), max_length=40, null=True, blank=True)
+    # NULL, not "", marks a listener the index cannot serve; the candidate query says IS NULL.
+    match_key = models.CharField(_("match key"), max_length=40, null=True, blank=True)  # noqa: DJ001
     trigger_event_id = models.CharField(_("triggering event"), max_length=26)
     expires_at = models.DateTimeField(_("expires at"))
     created_at = models.DateTimeField(_("created at"))
@@ -332,7 +333,9 @@ class Listener(models.Model):
 class Cancellation(models.Model):
     """A bulk cancellation (``POST /v1/cancellations``): a window and an optional ``if`` on ``event``."""
 
-    id = models.CharField(_("ID"), primary_key=True, max_length=26, default=new_ulid, editable=False)
+    id = models.CharField(
+        _("ID"), primary_key=True, max_length=26, default=new_ulid, editable=False
+    )
     name = models.CharField(_("name"), max_length=255, blank=True, default="")
     app_id = models.CharField(_("app ID"), max_length=255)
     function = models.ForeignKey(

@@ -49,7 +49,9 @@ def ensure_registered(function: Function) -> None:
     """Make sure a run's foreign key has a row to point at (cheap after the first call)."""
     if function.id in _known:
         return
-    FunctionRegistration.objects.update_or_create(function_id=function.id, defaults=_fields(function))
+    FunctionRegistration.objects.update_or_create(
+        function_id=function.id, defaults=_fields(function)
+    )
     _known.add(function.id)
 
 

@@ -45,7 +45,9 @@ def check_output(value: Any, limit: int) -> Any:
     except (TypeError, ValueError) as exc:
         raise StepOutputError(f"step output is not JSON-serialisable: {exc}") from None
     if len(encoded.encode()) > limit:
-        raise StepOutputError(f"step output is {len(encoded.encode())} bytes, over the {limit} byte limit")
+        raise StepOutputError(
+            f"step output is {len(encoded.encode())} bytes, over the {limit} byte limit"
+        )
     return json.loads(encoded)
 
 
@@ -92,16 +94,18 @@ class Step:
         memo = self._memo(uid, StepKind.RUN)
         if memo is not None and memo.status == StepStatus.COMPLETED:
             self._inv.consume_memo()
-            return memo.output  # type: ignore[no-any-return]
+            return memo.output  # type: ignore[return-value]
         if memo is not None and memo.status == StepStatus.FAILED:
             self._inv.consume_memo()
             raise StepError.from_dict(memo.error or {}, uid)
-        return self._inv.execute_step(uid, step_id, memo, handler, handler_args)  # type: ignore[no-any-return]
+        return self._inv.execute_step(uid, step_id, memo, handler, handler_args)
 
     def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
         delta = duration_from(duration, "step.sleep duration")
         if not MIN_SLEEP <= delta <= MAX_SLEEP:
-            raise ConfigurationError(f"step.sleep duration must be between 1 s and 1 year, got {delta}")
+            raise ConfigurationError(
+                f"step.sleep duration must be between 1 s and 1 year, got {delta}"
+            )
         self._sleep(step_id, lambda: timezone.now() + delta)
 
     def sleep_until(self, step_id: str, until: datetime.datetime) -> None:

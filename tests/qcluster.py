@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,8 +44,11 @@ class QCluster:
             self.lines.append(line.rstrip())
 
     def wait_ready(self, workers: int = 1, timeout: float = 60) -> None:
-        wait_until(lambda: sum("ready for work" in line for line in self.lines) >= workers,
-                   timeout, f"qcluster start; output:\n{self.output()}")
+        wait_until(
+            lambda: sum("ready for work" in line for line in self.lines) >= workers,
+            timeout,
+            f"qcluster start; output:\n{self.output()}",
+        )
 
     def output(self) -> str:
         return "\n".join(self.lines[-60:])
@@ -61,14 +65,10 @@ class QCluster:
         then SIGKILL whatever is left of the group."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=10)
 
 

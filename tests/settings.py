@@ -56,7 +56,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # Lets concurrent test runs on one machine keep their databases apart.
 _SUFFIX = os.environ.get("INNGEST_TEST_DB_SUFFIX", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+    }
     DATABASES["default"].setdefault("TEST", {})["NAME"] = "test_django_inngest" + _SUFFIX
 else:
     # A file, not :memory:, so that live servers, threads and worker subprocesses share it.
@@ -77,7 +79,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Unit tests run django-q2 in sync mode; integration tests start real qcluster processes with
 # their own settings module (tests/integration_settings.py).
-Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "save_limit": -1, "timeout": 60, "retry": 120}
+Q_CLUSTER = {
+    "name": "tests",
+    "orm": "default",
+    "sync": True,
+    "save_limit": -1,
+    "timeout": 60,
+    "retry": 120,
+}
 
 DJANGO_INNGEST_EVENT_KEYS = ["test-event-key"]
 DJANGO_INNGEST_SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"

@@ -21,7 +21,7 @@ from django_inngest.cancellation import (
     create_bulk_cancellation,
 )
 from django_inngest.models import Event as StoredEvent
-from django_inngest.models import FunctionRun, Listener, RunStatus, StepRun, StepStatus
+from django_inngest.models import FunctionRun, Listener, RunStatus, StepStatus
 from django_inngest.signals import function_cancelled
 from django_inngest.testing import drain
 
@@ -46,7 +46,12 @@ def newsletter(isolated_registry: Any) -> dict[str, Any]:
     @client.create_function(
         fn_id="import-all-contacts",
         trigger=TriggerEvent(event="contacts/import.requested"),
-        cancel=[Cancel(event="contacts/import.cancelled", if_exp="async.data.importId == event.data.importId")],
+        cancel=[
+            Cancel(
+                event="contacts/import.cancelled",
+                if_exp="async.data.importId == event.data.importId",
+            )
+        ],
     )
     def import_all_contacts(ctx: Context) -> str:
         for batch in range(3):
@@ -79,7 +84,9 @@ def newsletter(isolated_registry: Any) -> dict[str, Any]:
 
 
 def request_import(client: Inngest, import_id: str = IMPORT_ID) -> FunctionRun:
-    (event_id,) = client.send_sync(Event(name="contacts/import.requested", data={"importId": import_id}))
+    (event_id,) = client.send_sync(
+        Event(name="contacts/import.requested", data={"importId": import_id})
+    )
     return FunctionRun.objects.get(event_id=event_id)
 
 
@@ -97,7 +104,9 @@ def test_cancel_on_event_cancels_only_the_matching_run(newsletter: dict[str, Any
     assert Listener.objects.filter(run=other).exists()
 
 
-def test_function_cancelled_payload_matches_the_seed_field_by_field(newsletter: dict[str, Any]) -> None:
+def test_function_cancelled_payload_matches_the_seed_field_by_field(
+    newsletter: dict[str, Any],
+) -> None:
     client = newsletter["client"]
     run = request_import(client)
     cancel_run(run.run_id, reason="test")
@@ -108,7 +117,11 @@ def test_function_cancelled_payload_matches_the_seed_field_by_field(newsletter: 
     assert set(ours) == set(seed)
     assert set(ours["data"]) == set(seed["data"])
     assert ours["data"]["error"] == seed["data"]["error"]
-    assert ours["data"]["function_id"] == seed["data"]["function_id"] == "newsletter-app-import-all-contacts"
+    assert (
+        ours["data"]["function_id"]
+        == seed["data"]["function_id"]
+        == "newsletter-app-import-all-contacts"
+    )
     assert ours["data"]["run_id"] == run.run_id
     assert ours["id"] == run.run_id  # the run ID is the event ID
     trigger = run.event
@@ -237,7 +250,9 @@ def test_mid_step_cancel_drops_the_late_result(
     assert after == []  # no further step ran
 
 
-def test_cancelling_an_ended_run_is_refused_and_cancel_is_idempotent(newsletter: dict[str, Any]) -> None:
+def test_cancelling_an_ended_run_is_refused_and_cancel_is_idempotent(
+    newsletter: dict[str, Any],
+) -> None:
     client = newsletter["client"]
     run = request_import(client)
     first = cancel_run(run.run_id)
@@ -251,12 +266,20 @@ def test_cancelling_an_ended_run_is_refused_and_cancel_is_idempotent(newsletter:
         cancel_run("01JDJKGTGDVV4DTXHY6XYB7BKK")
 
 
-def test_signal_is_sent_once_after_commit_with_source_and_reason(newsletter: dict[str, Any]) -> None:
+def test_signal_is_sent_once_after_commit_with_source_and_reason(
+    newsletter: dict[str, Any],
+) -> None:
     calls: list[dict[str, Any]] = []
 
     def receiver(sender: Any, run: FunctionRun, source: str, reason: str, **kwargs: Any) -> None:
-        calls.append({"run": run.run_id, "source": source, "reason": reason,
-                      "in_atomic": transaction.get_connection().in_atomic_block})
+        calls.append(
+            {
+                "run": run.run_id,
+                "source": source,
+                "reason": reason,
+                "in_atomic": transaction.get_connection().in_atomic_block,
+            }
+        )
 
     function_cancelled.connect(receiver)
     try:
@@ -267,7 +290,9 @@ def test_signal_is_sent_once_after_commit_with_source_and_reason(newsletter: dic
         cancel_run(run.run_id, source="admin", reason="again")
     finally:
         function_cancelled.disconnect(receiver)
-    assert calls == [{"run": run.run_id, "source": "admin", "reason": "by hand", "in_atomic": False}]
+    assert calls == [
+        {"run": run.run_id, "source": "admin", "reason": "by hand", "in_atomic": False}
+    ]
 
 
 def test_a_cancelled_run_sends_finished_but_not_failed(newsletter: dict[str, Any]) -> None:
@@ -278,7 +303,9 @@ def test_a_cancelled_run_sends_finished_but_not_failed(newsletter: dict[str, Any
     assert not StoredEvent.objects.filter(name="inngest/function.failed").exists()
 
 
-def test_bulk_cancellation_sweeps_and_the_lazy_check_catches_later_runs(newsletter: dict[str, Any]) -> None:
+def test_bulk_cancellation_sweeps_and_the_lazy_check_catches_later_runs(
+    newsletter: dict[str, Any],
+) -> None:
     client = newsletter["client"]
     a, b = request_import(client, "a"), request_import(client, "b")
     record, count = create_bulk_cancellation(
@@ -290,7 +317,11 @@ def test_bulk_cancellation_sweeps_and_the_lazy_check_catches_later_runs(newslett
     a.refresh_from_db()
     b.refresh_from_db()
     assert count == 1
-    assert (a.status, a.cancel_source, a.cancellation_id) == (RunStatus.CANCELLED, "bulk", record.pk)
+    assert (a.status, a.cancel_source, a.cancellation_id) == (
+        RunStatus.CANCELLED,
+        "bulk",
+        record.pk,
+    )
     assert b.status == RunStatus.RUNNING
     # A run created inside the window after the sweep is caught before its first step.
     with transaction.atomic():
@@ -311,10 +342,14 @@ def test_bulk_cancellation_sweeps_and_the_lazy_check_catches_later_runs(newslett
         ({"started_after": "after-before"}, "earlier than started_before"),
     ],
 )
-def test_bulk_cancellation_validation(newsletter: dict[str, Any], kwargs: dict[str, Any], message: str) -> None:
+def test_bulk_cancellation_validation(
+    newsletter: dict[str, Any], kwargs: dict[str, Any], message: str
+) -> None:
     now = timezone.now()
     args: dict[str, Any] = {
-        "app_id": "newsletter-app", "function_id": "import-all-contacts", "started_before": now,
+        "app_id": "newsletter-app",
+        "function_id": "import-all-contacts",
+        "started_before": now,
     }
     args.update(kwargs)
     if args["started_before"] == "future":
@@ -328,15 +363,22 @@ def test_bulk_cancellation_validation(newsletter: dict[str, Any], kwargs: dict[s
         create_bulk_cancellation(**args)
 
 
-def test_cli_cancels_by_id_and_by_filter(newsletter: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_cancels_by_id_and_by_filter(
+    newsletter: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     client = newsletter["client"]
     a, b = request_import(client, "a"), request_import(client, "b")
     call_command("inngest_cancel", a.run_id, "--reason", "cli test")
     a.refresh_from_db()
     assert (a.status, a.cancel_source, a.cancel_reason) == (RunStatus.CANCELLED, "cli", "cli test")
     call_command(
-        "inngest_cancel", "--app-id", "newsletter-app", "--function-id", "import-all-contacts",
-        "--if", "event.data.importId == 'b'",
+        "inngest_cancel",
+        "--app-id",
+        "newsletter-app",
+        "--function-id",
+        "import-all-contacts",
+        "--if",
+        "event.data.importId == 'b'",
     )
     b.refresh_from_db()
     assert b.status == RunStatus.CANCELLED

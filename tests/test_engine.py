@@ -238,7 +238,9 @@ def test_wait_for_event_matches(inngest: Inngest) -> None:
     @inngest.create_function(fn_id="wait", trigger=TriggerEvent(event="t/order.created"))
     def fn(ctx: Context) -> Any:
         paid = ctx.step.wait_for_event(
-            "paid", event="t/order.paid", if_exp="event.data.order == async.data.order",
+            "paid",
+            event="t/order.paid",
+            if_exp="event.data.order == async.data.order",
             timeout=timedelta(hours=1),
         )
         return paid.data if paid else None
@@ -356,10 +358,15 @@ def test_logger_is_silent_during_replay(inngest: Inngest, caplog: pytest.LogCapt
         run = only_run("test-app-logs")
         make_due(run)
         drain()
-    lines = [r.getMessage() for r in caplog.records if r.name.startswith("django_inngest.functions")]
+    lines = [
+        r.getMessage() for r in caplog.records if r.name.startswith("django_inngest.functions")
+    ]
     assert lines == ["before", "between", "after"]
-    assert all(getattr(r, "run_id", None) == run.run_id for r in caplog.records
-               if r.name.startswith("django_inngest.functions"))
+    assert all(
+        getattr(r, "run_id", None) == run.run_id
+        for r in caplog.records
+        if r.name.startswith("django_inngest.functions")
+    )
 
 
 def test_failure_emits_function_failed_and_runs_on_failure(inngest: Inngest) -> None:
@@ -433,12 +440,17 @@ def test_crash_mid_step_counts_an_attempt_and_resumes(inngest: Inngest) -> None:
     run = only_run("test-app-crash")
     # Rewind to "a worker died inside `second`": its row says Running, the lease is stale.
     StepRun.objects.filter(run=run, step_id="second").update(
-        status=StepStatus.RUNNING, output=None,
+        status=StepStatus.RUNNING,
+        output=None,
         attempt_log=[{"attempt": 1, "started_at": timezone.now().isoformat()}],
     )
     FunctionRun.objects.filter(pk=run.pk).update(
-        status=RunStatus.RUNNING, output=None, ended_at=None, lease_owner="dead-worker",
-        lease_expires_at=timezone.now() - timedelta(seconds=1), ready_at=timezone.now(),
+        status=RunStatus.RUNNING,
+        output=None,
+        ended_at=None,
+        lease_owner="dead-worker",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+        ready_at=timezone.now(),
     )
     calls.clear()
     engine.advance(run.run_id)  # the crashed attempt counts; a retry is scheduled
@@ -461,12 +473,16 @@ def test_a_step_that_always_kills_its_worker_ends_failed(inngest: Inngest) -> No
     run = only_run("test-app-killer")
     for attempt in (1, 2):
         StepRun.objects.filter(run=run).update(
-            status=StepStatus.RUNNING, attempts=attempt,
+            status=StepStatus.RUNNING,
+            attempts=attempt,
             attempt_log=[{"attempt": attempt, "started_at": timezone.now().isoformat()}],
         )
         FunctionRun.objects.filter(pk=run.pk).update(
-            status=RunStatus.RUNNING, ended_at=None, lease_owner="dead",
-            lease_expires_at=timezone.now() - timedelta(seconds=1), ready_at=timezone.now(),
+            status=RunStatus.RUNNING,
+            ended_at=None,
+            lease_owner="dead",
+            lease_expires_at=timezone.now() - timedelta(seconds=1),
+            ready_at=timezone.now(),
         )
         engine.advance(run.run_id)
     run.refresh_from_db()
@@ -488,7 +504,9 @@ def test_poller_redispatches_lost_and_due_runs(inngest: Inngest, settings: Any) 
     assert engine.poll_due_runs() == [run.run_id]  # due since its last dispatch
     assert engine.poll_due_runs() == []  # just dispatched: not again at once
     # The wake-up task was lost: after REDISPATCH_AFTER_SECONDS it is dispatched again.
-    FunctionRun.objects.filter(pk=run.pk).update(dispatched_at=timezone.now() - timedelta(seconds=31))
+    FunctionRun.objects.filter(pk=run.pk).update(
+        dispatched_at=timezone.now() - timedelta(seconds=31)
+    )
     assert engine.poll_due_runs() == [run.run_id]
 
 

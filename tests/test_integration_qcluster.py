@@ -4,6 +4,7 @@ SQLite in the first): steps run once, ``kill -9`` mid-step, lost tasks, timers, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -82,12 +83,19 @@ def test_five_step_run_completes_with_each_step_once(cluster: QCluster, markers:
     assert list(StepRun.objects.filter(run=run).values_list("attempts", flat=True)) == [1] * 5
 
 
-def test_kill_9_of_the_worker_mid_step_resumes_after_the_lease(cluster: QCluster, markers: Path) -> None:
+def test_kill_9_of_the_worker_mid_step_resumes_after_the_lease(
+    cluster: QCluster, markers: Path
+) -> None:
     run = send("testapp/five", slow=30)
     assert run is not None
     wait_until(lambda: executions(markers, run.run_id)["step-3"] == 1, 30, "step 3 to start")
-    pid = int(next(line.split()[2] for line in markers.read_text().splitlines()
-                   if line.split()[:2] == [run.run_id, "step-3"]))
+    pid = int(
+        next(
+            line.split()[2]
+            for line in markers.read_text().splitlines()
+            if line.split()[:2] == [run.run_id, "step-3"]
+        )
+    )
     os.kill(pid, signal.SIGKILL)  # the worker process running step 3
     # The sentinel reincarnates the worker; our lease (3 s) expires; the poller redispatches and
     # step 3 runs again (at-least-once). Make that second attempt quick.
@@ -195,11 +203,9 @@ def test_cancel_racing_completion_ends_each_run_exactly_once(cluster: QCluster) 
         try:
             for run in runs[offset::2]:
                 assert run is not None
-                try:
+                with contextlib.suppress(RunAlreadyEndedError):
                     cancel_run(run.run_id, source="api", reason="race")
-                except RunAlreadyEndedError:
-                    pass
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
@@ -221,8 +227,10 @@ def test_cancel_racing_completion_ends_each_run_exactly_once(cluster: QCluster) 
     assert set(statuses.values()) <= {RunStatus.COMPLETED, RunStatus.CANCELLED}
     assert RunStatus.CANCELLED in statuses.values()
     wait_until(
-        lambda: StoredEvent.objects.filter(name="inngest/function.cancelled").count()
-        == list(statuses.values()).count(RunStatus.CANCELLED),
+        lambda: (
+            StoredEvent.objects.filter(name="inngest/function.cancelled").count()
+            == list(statuses.values()).count(RunStatus.CANCELLED)
+        ),
         30,
         "one function.cancelled per cancelled run",
     )
@@ -233,7 +241,9 @@ def test_cancel_racing_completion_ends_each_run_exactly_once(cluster: QCluster) 
     )
     assert finished == dict.fromkeys(ids, 1)  # exactly one terminal event set per run
     cancelled_events = set(
-        StoredEvent.objects.filter(name="inngest/function.cancelled").values_list("external_id", flat=True)
+        StoredEvent.objects.filter(name="inngest/function.cancelled").values_list(
+            "external_id", flat=True
+        )
     )
     assert cancelled_events == {rid for rid, s in statuses.items() if s == RunStatus.CANCELLED}
     assert not StoredEvent.objects.filter(name="inngest/function.failed").exists()

@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from django_inngest import Cancel, Context, Inngest, TriggerEvent
-
 from newsletter.models import Contact
 
 inngest_client = Inngest(app_id="newsletter-app")
@@ -21,7 +20,8 @@ BATCH_SIZE = 25
 def import_batch(import_id: str, batch: int) -> int:
     """One batch of the (simulated) contact source, written to the database."""
     Contact.objects.bulk_create(
-        Contact(import_id=import_id, email=f"contact-{batch}-{n}@example.com") for n in range(BATCH_SIZE)
+        Contact(import_id=import_id, email=f"contact-{batch}-{n}@example.com")
+        for n in range(BATCH_SIZE)
     )
     return BATCH_SIZE
 

@@ -52,7 +52,9 @@ def sleeper(ctx: Context) -> str:
 @inngest_client.create_function(fn_id="waiter", trigger=TriggerEvent(event="testapp/wait"))
 def waiter(ctx: Context) -> Any:
     got = ctx.step.wait_for_event(
-        "approval", event="testapp/approved", match="data.id",
+        "approval",
+        event="testapp/approved",
+        match="data.id",
         timeout=timedelta(seconds=float(ctx.event.data.get("timeout", 30))),
     )
     return None if got is None else got.data
@@ -68,7 +70,9 @@ def _fail_twice(run_id: str) -> str:
     return f"ok after {count}"
 
 
-@inngest_client.create_function(fn_id="flaky", trigger=TriggerEvent(event="testapp/flaky"), retries=4)
+@inngest_client.create_function(
+    fn_id="flaky", trigger=TriggerEvent(event="testapp/flaky"), retries=4
+)
 def flaky(ctx: Context) -> str:
     return ctx.step.run("flaky", _fail_twice, ctx.run_id)  # type: ignore[no-any-return]
 
@@ -79,7 +83,10 @@ def _report_failure(ctx: Context) -> dict[str, Any]:
 
 
 @inngest_client.create_function(
-    fn_id="doomed", trigger=TriggerEvent(event="testapp/doomed"), retries=3, on_failure=_report_failure
+    fn_id="doomed",
+    trigger=TriggerEvent(event="testapp/doomed"),
+    retries=3,
+    on_failure=_report_failure,
 )
 def doomed(ctx: Context) -> None:
     def explode() -> None:

@@ -32,7 +32,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("run_ids", nargs="*", help="Run IDs to cancel.")
-        parser.add_argument("--reason", default="", help="Why; stored on the run and in the signal.")
+        parser.add_argument(
+            "--reason", default="", help="Why; stored on the run and in the signal."
+        )
         parser.add_argument("--app-id", help="Bulk: the app ID.")
         parser.add_argument("--function-id", help="Bulk: the function's local ID (fn_id).")
         parser.add_argument("--started-after", help="Bulk: ISO 8601; runs created after this.")
@@ -43,12 +45,17 @@ class Command(BaseCommand):
         run_ids: list[str] = options["run_ids"]
         bulk = options["function_id"] or options["app_id"]
         if bool(run_ids) == bool(bulk):
-            raise CommandError("give run IDs, or --app-id and --function-id for a bulk cancellation")
+            raise CommandError(
+                "give run IDs, or --app-id and --function-id for a bulk cancellation"
+            )
         if run_ids:
             outcome = cancel_runs(run_ids, source=CancelSource.CLI, reason=options["reason"])
             self.stdout.write(f"Cancelled {len(outcome['cancelled'])} run(s).")
-            for key, label in (("already_cancelled", "already cancelled"), ("ended", "already ended"),
-                               ("missing", "not found")):
+            for key, label in (
+                ("already_cancelled", "already cancelled"),
+                ("ended", "already ended"),
+                ("missing", "not found"),
+            ):
                 for run_id in outcome[key]:
                     self.stderr.write(f"{run_id}: {label}")
             if outcome["missing"] or outcome["ended"]:
@@ -59,7 +66,8 @@ class Command(BaseCommand):
                 app_id=options["app_id"] or "",
                 function_id=options["function_id"] or "",
                 started_after=_when(options["started_after"], "--started-after"),
-                started_before=_when(options["started_before"], "--started-before") or timezone.now(),
+                started_before=_when(options["started_before"], "--started-before")
+                or timezone.now(),
                 if_exp=options["if_exp"],
                 name=options["reason"],
                 source=CancelSource.CLI,

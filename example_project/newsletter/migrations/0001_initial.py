@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Contact',
+            name="Contact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('import_id', models.CharField(db_index=True, max_length=64)),
-                ('email', models.EmailField(max_length=254)),
-                ('imported_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("import_id", models.CharField(db_index=True, max_length=64)),
+                ("email", models.EmailField(max_length=254)),
+                ("imported_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
     ]

@@ -102,7 +102,9 @@ class Command(BaseCommand):
         key = settings.DJANGO_INNGEST_EVENT_KEYS[0]
         response = Client().post(
             f"/e/{key}",
-            data=json.dumps({"name": "contacts/import.requested", "data": {"importId": cancelled_id}}),
+            data=json.dumps(
+                {"name": "contacts/import.requested", "data": {"importId": cancelled_id}}
+            ),
             content_type="application/json",
         )
         self.stdout.write(f"   {response.status_code} {response.content.decode()}")
@@ -118,23 +120,35 @@ class Command(BaseCommand):
         cancelled_run = wait_for(
             "the first import's run", lambda: self.run_for(IMPORT_FN, cancelled_id), timeout=10
         )
-        kept_run = wait_for("the second import's run", lambda: self.run_for(IMPORT_FN, kept_id), timeout=10)
+        kept_run = wait_for(
+            "the second import's run", lambda: self.run_for(IMPORT_FN, kept_id), timeout=10
+        )
         self.stdout.write(f"   runs: {cancelled_run.run_id} and {kept_run.run_id}")
         wait_for(
             "two batches of the first import",
-            lambda: cancelled_run.steps.filter(status=StepStatus.COMPLETED, kind="run").count() >= 2,
+            lambda: (
+                cancelled_run.steps.filter(status=StepStatus.COMPLETED, kind="run").count() >= 2
+            ),
         )
 
-        self.step(f"Cancel import {cancelled_id}: send contacts/import.cancelled with that importId")
-        inngest_client.send_sync(Event(name="contacts/import.cancelled", data={"importId": cancelled_id}))
+        self.step(
+            f"Cancel import {cancelled_id}: send contacts/import.cancelled with that importId"
+        )
+        inngest_client.send_sync(
+            Event(name="contacts/import.cancelled", data={"importId": cancelled_id})
+        )
         cancelled_run = wait_for(
             "the first run to be Cancelled",
-            lambda: FunctionRun.objects.filter(pk=cancelled_run.pk, status=RunStatus.CANCELLED).first(),
+            lambda: FunctionRun.objects.filter(
+                pk=cancelled_run.pk, status=RunStatus.CANCELLED
+            ).first(),
             timeout=10,
         )
         done = cancelled_run.steps.filter(kind="run", status=StepStatus.COMPLETED).count()
-        self.stdout.write(f"   {cancelled_run.run_id}: {cancelled_run.status} after {done} batches "
-                          f"(source: {cancelled_run.cancel_source})")
+        self.stdout.write(
+            f"   {cancelled_run.run_id}: {cancelled_run.status} after {done} batches "
+            f"(source: {cancelled_run.cancel_source})"
+        )
 
         self.step("The system event inngest/function.cancelled, as stored and dispatched")
         cancelled_event = wait_for(
@@ -143,11 +157,17 @@ class Command(BaseCommand):
                 name="inngest/function.cancelled", external_id=cancelled_run.run_id
             ).first(),
         )
-        print(json.dumps(
-            {"name": cancelled_event.name, "data": cancelled_event.data,
-             "id": cancelled_event.external_id, "ts": cancelled_event.ts},
-            indent=2,
-        ))
+        print(
+            json.dumps(
+                {
+                    "name": cancelled_event.name,
+                    "data": cancelled_event.data,
+                    "id": cancelled_event.external_id,
+                    "ts": cancelled_event.ts,
+                },
+                indent=2,
+            )
+        )
 
         self.step("The cleanup function runs for that function ID and logs the import")
         cleanup = wait_for(
@@ -158,7 +178,9 @@ class Command(BaseCommand):
         )
         line = f"Import was cancelled: {cancelled_id}"
         wait_for(f"the worker log line {line!r}", lambda: worker.saw(line), timeout=10)
-        self.stdout.write(f"   cleanup run {cleanup.run_id}: {cleanup.status}, output {cleanup.output}")
+        self.stdout.write(
+            f"   cleanup run {cleanup.run_id}: {cleanup.status}, output {cleanup.output}"
+        )
         self.stdout.write(f"   worker logged: {line}")
 
         self.step(f"Import {kept_id} was not cancelled and runs to completion")
@@ -174,7 +196,9 @@ class Command(BaseCommand):
         )
         if Contact.objects.filter(import_id=cancelled_id).exists():
             raise CommandError("the cleanup did not remove the cancelled import's contacts")
-        self.stdout.write(self.style.SUCCESS("\nDemo finished: the seed scenario works end to end."))
+        self.stdout.write(
+            self.style.SUCCESS("\nDemo finished: the seed scenario works end to end.")
+        )
 
     @staticmethod
     def run_for(function_id: str, import_id: str) -> FunctionRun | None:
