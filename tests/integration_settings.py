@@ -5,6 +5,8 @@ They point at the test database pytest-django created, and turn django-q2's sync
 
 from __future__ import annotations
 
+import os
+
 from tests.settings import *  # noqa: F403
 from tests.settings import DATABASES
 
@@ -22,6 +24,10 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
 }
+if os.environ.get("INNGEST_TEST_REDIS_URL"):
+    # The Redis broker has no acknowledgement: a task in flight when a worker dies is gone.
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = os.environ["INNGEST_TEST_REDIS_URL"]
 
 # Short leases and redispatch so crash recovery is observable within a test.
 DJANGO_INNGEST_LEASE_SECONDS = 3

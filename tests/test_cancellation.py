@@ -384,3 +384,89 @@ def test_cli_cancels_by_id_and_by_filter(
     assert b.status == RunStatus.CANCELLED
     out = capsys.readouterr().out
     assert "Cancelled 1 run" in out
+
+
+def test_waiting_run_cancel_removes_the_wait(isolated_registry: Any) -> None:
+    client = Inngest(app_id="app")
+
+    @client.create_function(fn_id="waits", trigger=TriggerEvent(event="w/start"))
+    def fn(ctx: Context) -> Any:
+        return ctx.step.wait_for_event("w", event="w/reply", match="data.id", timeout=60_000)
+
+    (event_id,) = client.send_sync(Event(name="w/start", data={"id": 7}))
+    run = FunctionRun.objects.get(event_id=event_id)
+    assert run.listeners.filter(kind="wait").exists()
+    cancel_run(run.run_id)
+    assert not run.listeners.exists()
+    client.send_sync(Event(name="w/reply", data={"id": 7}))  # finds no wait any more
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert run.steps.get().status == StepStatus.WAITING  # the timeline shows where it stopped
+    drain()
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+
+
+def test_cancelled_runs_do_not_call_on_failure(isolated_registry: Any) -> None:
+    client = Inngest(app_id="app")
+    failures: list[str] = []
+
+    @client.create_function(
+        fn_id="guarded",
+        trigger=TriggerEvent(event="g/start"),
+        on_failure=lambda ctx: failures.append(ctx.run_id),
+    )
+    def fn(ctx: Context) -> None:
+        ctx.step.sleep("nap", timedelta(minutes=1))
+
+    (event_id,) = client.send_sync(Event(name="g/start"))
+    cancel_run(FunctionRun.objects.get(event_id=event_id).run_id)
+    drain()
+    assert failures == []
+    assert not FunctionRun.objects.filter(function_id="app-guarded-failure").exists()
+
+
+def test_a_long_step_can_stop_early_with_is_cancelled(
+    isolated_registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond Inngest: cooperative cancellation inside a step."""
+    from django.db import connection
+
+    from django_inngest import engine
+
+    client = Inngest(app_id="coop")
+    started = threading.Event()
+    processed: list[int] = []
+
+    @client.create_function(fn_id="batches", trigger=TriggerEvent(event="coop/go"))
+    def fn(ctx: Context) -> None:
+        def work() -> int:
+            for item in range(1000):
+                if ctx.is_cancelled():
+                    return item
+                processed.append(item)
+                started.set()
+                threading.Event().wait(0.01)
+            return 1000
+
+        ctx.step.run("work", work)
+
+    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
+    (event_id,) = client.send_sync(Event(name="coop/go"))
+    run = FunctionRun.objects.get(event_id=event_id)
+
+    def work() -> None:
+        try:
+            engine.advance(run.run_id)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert started.wait(10)
+    cancel_run(run.run_id, reason="stop early")
+    worker.join(10)
+    assert not worker.is_alive()
+    assert 0 < len(processed) < 1000  # it stopped well before the end
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED

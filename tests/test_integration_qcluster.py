@@ -247,3 +247,36 @@ def test_cancel_racing_completion_ends_each_run_exactly_once(cluster: QCluster) 
     )
     assert cancelled_events == {rid for rid, s in statuses.items() if s == RunStatus.CANCELLED}
     assert not StoredEvent.objects.filter(name="inngest/function.failed").exists()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/7"
+
+
+def test_redis_broker_drops_the_in_flight_task_and_the_run_still_completes(
+    markers: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    env = {"INNGEST_TEST_MARKERS": str(markers), "INNGEST_TEST_REDIS_URL": REDIS_URL}
+    # This process never enqueues: the workers' pollers dispatch through Redis.
+    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
+    first = QCluster("tests.integration_settings", env)
+    try:
+        first.wait_ready(workers=2)
+        run = send("testapp/five", slow=30)
+        assert run is not None
+        wait_until(lambda: executions(markers, run.run_id)["step-3"] == 1, 30, "step 3 to start")
+    finally:
+        first.kill9()  # BLPOP already removed the task from Redis: it is lost
+    assert redis.Redis.from_url(REDIS_URL).llen("django_q:tests:q") == 0
+    StoredEvent.objects.filter(pk=run.event_id).update(data={"slow": 0})
+    second = QCluster("tests.integration_settings", env)
+    try:
+        second.wait_ready(workers=2)
+        run = wait_status(run, RunStatus.COMPLETED, timeout=60)
+    finally:
+        second.stop()
+    counts = executions(markers, run.run_id)
+    assert (counts["step-1"], counts["step-2"], counts["step-3"]) == (1, 1, 2)
+    assert run.output == [1, 2, 3, 4, 5]
