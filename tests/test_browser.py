@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -50,6 +51,9 @@ def browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+            # While Playwright's loop runs, asgiref keeps Django's connections in a separate,
+            # context-local store; close them here, or the test database cannot be dropped.
+            connections.close_all()
 
 
 @pytest.fixture
