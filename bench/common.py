@@ -95,7 +95,9 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 def migrate(env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT, env=child_env(env), check=True,
+        cwd=ROOT,
+        env=child_env(env),
+        check=True,
     )
 
 
@@ -115,12 +117,15 @@ def run_child(script: str, args: Sequence[str], env: dict[str, str]) -> Any:
     """Run ``bench/<script>`` with ``args`` and return the JSON it printed after RESULT_PREFIX."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), *args],
-        cwd=ROOT, env=child_env(env), stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=child_env(env),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     result = None
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
+            result = json.loads(line[len(RESULT_PREFIX) :])
         else:
             print(line, flush=True)
     if proc.returncode != 0 or result is None:
@@ -148,14 +153,27 @@ class Server:
         self.port = free_port()
         self.log = open(DATA_DIR / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "django", "runserver", "--noreload", "--skip-checks",
-             f"127.0.0.1:{self.port}"],
-            cwd=ROOT, env=child_env(env), stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "django",
+                "runserver",
+                "--noreload",
+                "--skip-checks",
+                f"127.0.0.1:{self.port}",
+            ],
+            cwd=ROOT,
+            env=child_env(env),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
                 return
             if self.process.poll() is not None:
                 break

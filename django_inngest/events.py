@@ -19,13 +19,14 @@ from django.utils import timezone
 from django_inngest import listeners, runs
 from django_inngest.conf import settings
 from django_inngest.exceptions import EventValidationError
-from django_inngest.ids import new_ulid
+from django_inngest.ids import new_ulid, seeded_ulid
 from django_inngest.models import Event
 
 INTERNAL_PREFIX = "inngest/"
 MAX_NAME_LENGTH = 255
 MAX_ID_LENGTH = 255
 MAX_TS = 2**63 - 1  # the BIGINT column
+_UNSTORABLE = "strings must not contain NUL (\\u0000) or unpaired surrogate characters"
 #: JSON's escape for NUL, not preceded by an escaped backslash (which would make it literal text).
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -50,12 +51,12 @@ def validate_event(
         encoded = json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
         size = len(encoded.encode())
     except UnicodeEncodeError:
-        raise fail("strings must be valid Unicode (no unpaired surrogates)") from None
+        raise fail(_UNSTORABLE) from None
     except (TypeError, ValueError) as exc:
         raise fail(f"event is not valid JSON data: {exc}") from None
     if _ESCAPED_NUL.search(encoded):
         # PostgreSQL's jsonb cannot store NUL; refuse it for every database alike.
-        raise fail("strings must not contain NUL characters")
+        raise fail(_UNSTORABLE)
     if size > settings.MAX_EVENT_BYTES:
         raise fail(f"event is {size} bytes, over the limit of {settings.MAX_EVENT_BYTES} bytes")
     name = payload.get("name")
@@ -105,12 +106,18 @@ def validate_event(
 
 
 def send_events(
-    payloads: Sequence[Any], *, allow_internal: bool = False, now: datetime | None = None
+    payloads: Sequence[Any],
+    *,
+    allow_internal: bool = False,
+    now: datetime | None = None,
+    id_seed: tuple[int, bytes] | None = None,
 ) -> list[str]:
     """Validate (all or nothing), store and dispatch events; returns internal IDs in order.
 
     Runs the triggered functions only once the surrounding transaction commits; events rolled
-    back with it trigger nothing.
+    back with it trigger nothing. With ``id_seed`` (Inngest's ``x-inngest-event-id-seed``) the
+    IDs are derived from it, and an event whose ID is already stored is a retried request: it
+    is not stored or dispatched again.
     """
     now = now or timezone.now()
     received_ms = int(now.timestamp() * 1000)
@@ -123,34 +130,50 @@ def send_events(
         )
         for i, p in enumerate(payloads)
     ]
+    ids = _seeded_ids(id_seed, len(fields)) if id_seed is not None else None
     with transaction.atomic():
-        events = store_events(fields, now)
+        retried = (
+            set(Event.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
+        )
+        events = store_events(fields, now, ids=ids, skip=retried)
         for event in events:
-            if event.is_duplicate:
+            if event.is_duplicate or event.pk in retried:
                 continue
             runs.start_triggered_runs(event, now)
             listeners.deliver(event, now)
     return [e.internal_id for e in events]
 
 
-def store_events(fields: list[dict[str, Any]], now: datetime) -> list[Event]:
+def _seeded_ids(seed: tuple[int, bytes], count: int) -> list[str]:
+    # Inngest increments the seed's entropy by the event's index in the request.
+    millis, entropy = seed
+    base = int.from_bytes(entropy, "big")
+    return [seeded_ulid(millis, base + index) for index in range(count)]
+
+
+def store_events(
+    fields: list[dict[str, Any]],
+    now: datetime,
+    *,
+    ids: list[str] | None = None,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> list[Event]:
+    """Build and insert Event rows; rows whose ID is in ``skip`` exist already and are not
+    inserted again (a retried request)."""
     duplicates = _duplicate_ids([f["external_id"] for f in fields if f["external_id"]], now)
     events = []
     seen: set[str] = set()
-    for f in fields:
+    now_ms = int(now.timestamp() * 1000)
+    for index, f in enumerate(fields):
         external_id = f["external_id"]
         is_duplicate = bool(external_id) and (external_id in duplicates or external_id in seen)
         if external_id:
             seen.add(external_id)
+        internal_id = ids[index] if ids else new_ulid(now_ms)
         events.append(
-            Event(
-                internal_id=new_ulid(int(now.timestamp() * 1000)),
-                received_at=now,
-                is_duplicate=is_duplicate,
-                **f,
-            )
+            Event(internal_id=internal_id, received_at=now, is_duplicate=is_duplicate, **f)
         )
-    Event.objects.bulk_create(events)
+    Event.objects.bulk_create([e for e in events if e.pk not in skip])
     return events
 
 

@@ -16,7 +16,12 @@ def new_ulid(ms: int | None = None) -> str:
     """A new ULID for the given Unix time in milliseconds (default: now)."""
     if ms is None:
         ms = time.time_ns() // 1_000_000
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return seeded_ulid(ms, int.from_bytes(os.urandom(10), "big"))
+
+
+def seeded_ulid(ms: int, entropy: int) -> str:
+    """The ULID with this timestamp and 80-bit entropy (wrapping), for deterministic IDs."""
+    value = (ms << 80) | (entropy % (1 << 80))
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])
