@@ -147,9 +147,13 @@ def free_port() -> int:
 
 
 class Server:
-    """``manage.py runserver --noreload`` (threaded, HTTP/1.1 keep-alive) on 127.0.0.1."""
+    """Django's threaded dev server (HTTP/1.1 keep-alive) on 127.0.0.1, as a separate process.
 
-    def __init__(self, env: dict[str, str]) -> None:
+    ``nodelay=True`` runs bench/serve.py (``runserver``'s server with ``TCP_NODELAY``, as
+    production servers set it); ``False`` runs ``manage.py runserver --noreload`` itself.
+    """
+
+    def __init__(self, env: dict[str, str], *, nodelay: bool = True) -> None:
         self.port = free_port()
         self.log = open(DATA_DIR / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(

@@ -12,7 +12,9 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -42,7 +44,7 @@ from django_inngest.models import (
     WaitKind,
 )
 from django_inngest.registry import registry
-from django_inngest.steps import Abandon, Group, Step, Suspend, check_output
+from django_inngest.steps import Abandon, Group, PlannedStep, Step, Suspend, check_output
 
 logger = logging.getLogger(__name__)
 _REPLAYED = (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SLEEPING, StepStatus.WAITING)
@@ -114,12 +116,24 @@ class Invocation:
         self._positions = len(self.memos)
         self._cancellations: list[Cancellation] | None = None
         self.progressed = False
+        #: While ``group.parallel`` plans, new ``step.run`` calls are collected here, not run.
+        self.planning: list[PlannedStep] | None = None
         self.trigger = run.event.as_payload()
 
     # -- replay bookkeeping ------------------------------------------------------------------
     @property
     def replaying(self) -> bool:
         return self._unconsumed > 0
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Silence the function logger and keep the replay count while parallel plans."""
+        saved = self._unconsumed
+        self._unconsumed = 1 << 30
+        try:
+            yield
+        finally:
+            self._unconsumed = saved
 
     def consume_memo(self) -> None:
         self._unconsumed = max(0, self._unconsumed - 1)
@@ -251,46 +265,115 @@ class Invocation:
         ):
             self.pause(memo.wake_at, WaitKind.RETRY)
         self.before_step()
-        step = memo or self._new_step(uid, name, StepKind.RUN, StepStatus.RUNNING)
-        step.status = StepStatus.RUNNING
-        step.attempts += 1
-        step.wake_at = None
-        step.attempt_log = [
-            *step.attempt_log,
-            {"attempt": step.attempts, "started_at": now.isoformat()},
-        ]
+        step = self._start_attempt(
+            memo or self._new_step(uid, name, StepKind.RUN, StepStatus.RUNNING)
+        )
         with transaction.atomic():
             self.locked_run()
             step.save()
-        try:
-            with LeaseKeeper(self.run.run_id, self.owner):
-                output = check_output(handler(*args), int(settings.MAX_STEP_OUTPUT_BYTES))
-        except (Suspend, Abandon):
-            raise
-        except Exception as exc:
-            step.attempt_log[-1].update(
-                {"ended_at": timezone.now().isoformat(), "error": error_dict(exc)}
-            )
-            retry_delay = (
-                exc.delay_seconds(timezone.now()) if isinstance(exc, RetryAfterError) else None
-            )
-            self._step_failed(
-                step,
-                error_dict(exc),
-                retriable=not isinstance(exc, NonRetriableError),
-                retry_delay=retry_delay,
-            )
+        with LeaseKeeper(self.run.run_id, self.owner):
+            ok, outcome = _call_step(handler, args)
+        if not ok:
+            assert isinstance(outcome, Exception)
+            error, retriable, delay = self._failure_of(step, outcome)
+            self._step_failed(step, error, retriable=retriable, retry_delay=delay)
+        self._complete(step, outcome)
+        with transaction.atomic():
+            self.locked_run()  # a cancel that landed mid-step wins: the late result is dropped
+            step.save()
+        self.progressed = True
+        return outcome
+
+    @staticmethod
+    def _start_attempt(step: StepRun) -> StepRun:
+        step.status = StepStatus.RUNNING
+        step.attempts += 1
+        step.wake_at = None
+        started = {"attempt": step.attempts, "started_at": timezone.now().isoformat()}
+        step.attempt_log = [*step.attempt_log, started]
+        return step
+
+    @staticmethod
+    def _complete(step: StepRun, output: Any) -> None:
         ended = timezone.now()
         step.status = StepStatus.COMPLETED
         step.output = output
         step.error = None
         step.ended_at = ended
         step.attempt_log[-1]["ended_at"] = ended.isoformat()
+
+    @staticmethod
+    def _failure_of(step: StepRun, exc: Exception) -> tuple[dict[str, Any], bool, float | None]:
+        """Log the failed attempt; returns (error, retriable, retry_delay) for the step."""
+        error = error_dict(exc)
+        step.attempt_log[-1].update({"ended_at": timezone.now().isoformat(), "error": error})
+        delay = exc.delay_seconds(timezone.now()) if isinstance(exc, RetryAfterError) else None
+        return error, not isinstance(exc, NonRetriableError), delay
+
+    # -- group.parallel -------------------------------------------------------------------------
+    def execute_parallel(self, planned: list[PlannedStep]) -> None:
+        """Run the planned new steps of parallel branches concurrently, then commit each.
+
+        Each step's user code runs in its own thread (with its own database connection); the
+        results are committed here, one transaction for the batch. Failed steps follow the
+        same retry rules as sequential ones; a retry pauses the run until the earliest is due.
+        """
+        self.consume_memo_gap()
+        now = timezone.now()
+        wakes: list[datetime] = []
+        attempts: list[tuple[StepRun, Callable[..., Any], tuple[Any, ...]]] = []
         with transaction.atomic():
-            self.locked_run()  # a cancel that landed mid-step wins: the late result is dropped
-            step.save()
-        self.progressed = True
-        return output
+            self.locked_run()
+            for plan in planned:
+                memo = plan.memo
+                if memo is not None and memo.status == StepStatus.RUNNING:  # its worker died
+                    memo.attempt_log[-1].update({"ended_at": now.isoformat(), "error": WORKER_LOST})
+                    wake = self._settle_failure(
+                        memo, dict(WORKER_LOST), retriable=True, retry_delay=None
+                    )
+                    memo.save()
+                    wakes += [wake] if wake else []
+                elif (
+                    memo is not None
+                    and memo.status == StepStatus.RETRYING
+                    and memo.wake_at
+                    and memo.wake_at > now
+                ):
+                    wakes.append(memo.wake_at)
+                else:
+                    step = memo or self._new_step(
+                        plan.uid, plan.name, StepKind.RUN, StepStatus.RUNNING
+                    )
+                    attempts.append((self._start_attempt(step), plan.handler, plan.args))
+                    step.save()
+        if attempts:
+            self.before_step()
+            with (
+                LeaseKeeper(self.run.run_id, self.owner),
+                ThreadPoolExecutor(
+                    max_workers=min(len(attempts), MAX_PARALLEL_THREADS),
+                    thread_name_prefix="inngest-step",
+                ) as pool,
+            ):
+                outcomes = list(
+                    pool.map(lambda a: _call_step(a[1], a[2], own_connection=True), attempts)
+                )
+            with transaction.atomic():
+                self.locked_run()  # dropped whole if the run was cancelled meanwhile
+                for (step, _, _), (ok, outcome) in zip(attempts, outcomes, strict=True):
+                    if ok:
+                        self._complete(step, outcome)
+                    else:
+                        assert isinstance(outcome, Exception)
+                        error, retriable, delay = self._failure_of(step, outcome)
+                        wake = self._settle_failure(
+                            step, error, retriable=retriable, retry_delay=delay
+                        )
+                        wakes += [wake] if wake else []
+                    step.save()
+            self.progressed = True
+        if wakes:
+            self.pause(min(wakes), WaitKind.RETRY)
 
     def consume_memo_gap(self) -> None:
         # Reaching a step without a usable memo means replay is over; log lines are real again.
@@ -300,6 +383,19 @@ class Invocation:
         self, step: StepRun, error: dict[str, Any], *, retriable: bool, retry_delay: float | None
     ) -> NoReturn:
         """Record a failed attempt; pause for a retry (Suspend) or raise StepError for good."""
+        wake_at = self._settle_failure(step, error, retriable=retriable, retry_delay=retry_delay)
+        if wake_at is not None:
+            self.pause(wake_at, WaitKind.RETRY, step=step)
+        with transaction.atomic():
+            self.locked_run()
+            step.save()
+        # The handler sees the final failure and may catch it, as in Inngest.
+        raise StepError.from_dict(error, step.step_id)
+
+    def _settle_failure(
+        self, step: StepRun, error: dict[str, Any], *, retriable: bool, retry_delay: float | None
+    ) -> datetime | None:
+        """Mark the step Retrying (returns when) or Failed (returns None); the caller saves it."""
         now = timezone.now()
         step.error = error
         if retriable and step.attempts <= self.function.retry_limit:
@@ -313,14 +409,10 @@ class Invocation:
                 step.attempts,
                 error.get("message"),
             )
-            self.pause(step.wake_at, WaitKind.RETRY, step=step)
+            return step.wake_at
         step.status = StepStatus.FAILED
         step.ended_at = now
-        with transaction.atomic():
-            self.locked_run()
-            step.save()
-        # The handler sees the final failure and may catch it, as in Inngest.
-        raise StepError.from_dict(error, step.step_id)
+        return None
 
     # -- sleep ----------------------------------------------------------------------------------
     def sleep(self, uid: str, name: str, memo: StepRun | None, wake_at: datetime) -> None:
@@ -464,6 +556,21 @@ class Invocation:
 
 # -- entry points -----------------------------------------------------------------------------
 
+MAX_PARALLEL_THREADS = 8
+
+
+def _call_step(
+    handler: Callable[..., Any], args: tuple[Any, ...], *, own_connection: bool = False
+) -> tuple[bool, Any]:
+    """Run a step's user code: (True, checked output) or (False, the exception)."""
+    try:
+        return True, check_output(handler(*args), int(settings.MAX_STEP_OUTPUT_BYTES))
+    except Exception as exc:
+        return False, exc
+    finally:
+        if own_connection:
+            connection.close()  # a step thread's connection must not outlive it
+
 
 def claim(run_id: str, owner: str) -> tuple[FunctionRun, bool] | None:
     """Take the run's lease if it is ready and free; returns (run, recovered) or None.
@@ -531,14 +638,15 @@ def _context(inv: Invocation) -> Context:
     fn_logger = FunctionLogger(
         base, {"run_id": inv.run.run_id, "function_id": inv.function.id}, lambda: inv.replaying
     )
+    step = Step(inv)
     return Context(
         attempt=inv.run.attempt,
         event=event,
         events=[event],
-        group=Group(inv),
+        group=Group(inv, step),
         logger=fn_logger,
         run_id=inv.run.run_id,
-        step=Step(inv),
+        step=step,
         function_id=inv.function.id,
         _is_cancelled=inv.is_cancelled,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.utils import timezone
@@ -28,6 +29,21 @@ T = TypeVar("T")
 MIN_SLEEP = datetime.timedelta(seconds=1)
 MAX_SLEEP = datetime.timedelta(days=365)
 MAX_WAIT = datetime.timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A new ``step.run`` met while ``group.parallel`` plans its branches."""
+
+    uid: str
+    name: str
+    memo: StepRun | None
+    handler: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+class _Planned(BaseException):
+    """Control flow: a parallel branch reached a step that has not run yet."""
 
 
 class Suspend(BaseException):
@@ -79,6 +95,12 @@ class Step:
         self._seen[step_id] = count + 1
         return step_id if count == 0 else f"{step_id}:{count}"
 
+    def _stop_if_planning(self) -> None:
+        # While group.parallel plans, only step.run is gathered; any other new step ends the
+        # branch's planning, and it runs (and pauses, if it must) in the final pass.
+        if self._inv.planning is not None:
+            raise _Planned()
+
     def _memo(self, unique_id: str, kind: StepKind) -> StepRun | None:
         memo = self._inv.memos.get(unique_id)
         if memo is not None and memo.kind != kind:
@@ -98,6 +120,9 @@ class Step:
         if memo is not None and memo.status == StepStatus.FAILED:
             self._inv.consume_memo()
             raise StepError.from_dict(memo.error or {}, uid)
+        if self._inv.planning is not None:
+            self._inv.planning.append(PlannedStep(uid, step_id, memo, handler, handler_args))
+            raise _Planned()
         return self._inv.execute_step(uid, step_id, memo, handler, handler_args)
 
     def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
@@ -119,6 +144,7 @@ class Step:
         if memo is not None and memo.status == StepStatus.COMPLETED:
             self._inv.consume_memo()
             return None
+        self._stop_if_planning()
         self._inv.sleep(uid, step_id, memo, wake_at())
         return None
 
@@ -143,6 +169,7 @@ class Step:
         if memo is not None and memo.status == StepStatus.COMPLETED:
             self._inv.consume_memo()
             return _as_event(memo.output)
+        self._stop_if_planning()
         return _as_event(self._inv.wait_for_event(uid, step_id, memo, event, if_exp, delta))
 
     def send_event(self, step_id: str, events: Event | list[Event]) -> list[str]:
@@ -153,6 +180,7 @@ class Step:
             return list(memo.output or [])
         items = events if isinstance(events, list) else [events]
         payloads = [e.to_dict() if isinstance(e, Event) else e for e in items]
+        self._stop_if_planning()
         return self._inv.send_events(uid, step_id, payloads)
 
     def invoke(
@@ -172,6 +200,7 @@ class Step:
             self._inv.consume_memo()
             raise StepError.from_dict(memo.error or {}, uid)
         delta = duration_from(timeout, "invoke timeout") if timeout is not None else None
+        self._stop_if_planning()
         return self._inv.invoke(uid, step_id, memo, function, data or {}, delta)
 
     def invoke_by_id(
@@ -193,15 +222,43 @@ class Step:
 
 
 class Group:
-    """``ctx.group``: ``parallel`` runs several step callables and returns their results in order.
+    """``ctx.group``: ``parallel`` runs step callables concurrently, returning results in order.
 
-    Memoization makes each branch's completed steps free on replay. Branches execute one after
-    another in this worker; a branch that pauses (sleep, wait) pauses the run, and on resume the
-    completed branches replay from memo.
+    Like Inngest, it plans first: each branch runs until it reaches a step that has not run yet,
+    those steps execute concurrently in threads, and their results are committed; this repeats
+    until every branch has run to its end from memo. A branch that sleeps or waits pauses the
+    run; on resume the finished branches replay from memo.
     """
 
-    def __init__(self, invocation: Invocation) -> None:
+    def __init__(self, invocation: Invocation, step: Step) -> None:
         self._inv = invocation
+        self._step = step
 
     def parallel(self, callables: Sequence[Callable[[], T]]) -> tuple[T, ...]:
+        if self._inv.planning is not None:  # nested parallel: the outer one plans
+            return tuple(fn() for fn in callables)
+        counters = dict(self._step._seen)
+        while True:
+            # Every pass replays the branches from the same step-ID counters.
+            self._step._seen = dict(counters)
+            planned = self._plan(callables)
+            if not planned:
+                break
+            self._inv.execute_parallel(planned)
+        self._step._seen = dict(counters)
         return tuple(fn() for fn in callables)
+
+    def _plan(self, callables: Sequence[Callable[[], T]]) -> list[PlannedStep]:
+        self._inv.planning = []
+        with self._inv.quiet():
+            try:
+                for fn in callables:
+                    try:
+                        fn()
+                    except _Planned:
+                        pass
+                    except Exception:
+                        continue
+                return self._inv.planning
+            finally:
+                self._inv.planning = None

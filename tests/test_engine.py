@@ -521,3 +521,90 @@ def test_invocation_budget_yields_and_continues(inngest: Inngest, settings: Any)
     drain()
     run = only_run("test-app-long")
     assert run.status == RunStatus.COMPLETED and run.output == 6
+
+
+def test_parallel_branches_run_concurrently_and_memoize(inngest: Inngest) -> None:
+    import threading
+
+    barrier = threading.Barrier(3, timeout=5)
+    calls: list[str] = []
+
+    def branch(name: str) -> str:
+        barrier.wait()  # only passes if all three run at the same time
+        calls.append(name)
+        return name.upper()
+
+    @inngest.create_function(fn_id="conc", trigger=TriggerEvent(event="t/conc"))
+    def fn(ctx: Context) -> list[Any]:
+        results = ctx.group.parallel(
+            tuple((lambda n=n: ctx.step.run(f"branch-{n}", branch, n)) for n in "abc")
+        )
+        after = ctx.step.run("after", lambda: "done")
+        ctx.step.sleep("nap", timedelta(seconds=5))
+        return [*results, after]
+
+    inngest.send_sync(Event(name="t/conc"))
+    run = only_run("test-app-conc")
+    make_due(run)
+    drain()
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+    assert run.output == ["A", "B", "C", "done"]
+    assert sorted(calls) == ["a", "b", "c"]  # replay after the sleep did not run them again
+    ids = list(run.steps.order_by("position").values_list("step_id", flat=True))
+    assert sorted(ids[:3]) == ["branch-a", "branch-b", "branch-c"] and ids[3:] == ["after", "nap"]
+
+
+def test_parallel_branch_failure_retries_only_that_branch(inngest: Inngest) -> None:
+    attempts: dict[str, int] = {"ok": 0, "flaky": 0}
+
+    def ok() -> str:
+        attempts["ok"] += 1
+        return "ok"
+
+    def flaky() -> str:
+        attempts["flaky"] += 1
+        if attempts["flaky"] < 2:
+            raise ValueError("first try fails")
+        return "flaky"
+
+    @inngest.create_function(fn_id="pfail", trigger=TriggerEvent(event="t/pfail"), retries=2)
+    def fn(ctx: Context) -> list[str]:
+        return list(
+            ctx.group.parallel(
+                (lambda: ctx.step.run("ok", ok), lambda: ctx.step.run("flaky", flaky))
+            )
+        )
+
+    inngest.send_sync(Event(name="t/pfail"))
+    run = only_run("test-app-pfail")
+    assert run.wait_kind == WaitKind.RETRY
+    make_due(run)
+    drain()
+    run.refresh_from_db()
+    assert run.output == ["ok", "flaky"]
+    assert attempts == {"ok": 1, "flaky": 2}
+
+
+def test_parallel_branches_with_several_steps_and_a_final_failure(inngest: Inngest) -> None:
+    @inngest.create_function(fn_id="lanes", trigger=TriggerEvent(event="t/lanes"), retries=0)
+    def fn(ctx: Context) -> Any:
+        def lane(n: int) -> int:
+            first = ctx.step.run(f"l{n}-1", lambda: n)
+            return int(ctx.step.run(f"l{n}-2", lambda: first * 10))
+
+        def broken() -> None:
+            ctx.step.run("broken", lambda: 1 / 0)
+
+        try:
+            ctx.group.parallel((lambda: lane(1), lambda: lane(2), broken))
+        except StepError as err:
+            return {"error": err.name}
+        return None
+
+    inngest.send_sync(Event(name="t/lanes"))
+    run = only_run("test-app-lanes")
+    assert run.status == RunStatus.COMPLETED
+    steps = dict(run.steps.values_list("step_id", "status"))
+    assert steps["l1-2"] == steps["l2-2"] == "Completed" and steps["broken"] == "Failed"
+    assert run.output["error"] == "ZeroDivisionError"

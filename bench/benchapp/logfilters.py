@@ -6,10 +6,10 @@ import logging
 
 
 class DropPerTaskLines(logging.Filter):
-    """Drops django-q2's two INFO lines per task ("processing ...", "Processed ...")."""
+    """Drops django-q2's INFO lines per task ("Enqueued ...", "processing ...", "Processed ...")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno > logging.INFO:
             return True
         message = record.getMessage()
-        return " processing " not in message and not message.startswith("Processed ")
+        return not (message.startswith(("Processed ", "Enqueued ")) or " processing " in message)
