@@ -157,7 +157,9 @@ class Server:
         self.port = free_port()
         self.log = open(DATA_DIR / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [
+            [sys.executable, str(ROOT / "bench" / "serve.py"), str(self.port)]
+            if nodelay
+            else [
                 sys.executable,
                 "-m",
                 "django",
@@ -197,6 +199,8 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.log.close()
+        with contextlib.suppress(FileNotFoundError):
+            Path(self.log.name).unlink()
 
 
 class Client:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from django_inngest.sqlite import sqlite_database
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "django-inngest-tests"
 DEBUG = False
@@ -62,18 +64,8 @@ if DATABASE_URL:
     DATABASES["default"].setdefault("TEST", {})["NAME"] = "test_django_inngest" + _SUFFIX
 else:
     # A file, not :memory:, so that live servers, threads and worker subprocesses share it.
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(BASE_DIR / f".test-db{_SUFFIX}.sqlite3"),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            "TEST": {"NAME": str(BASE_DIR / f".test-db{_SUFFIX}.sqlite3")},
-        }
-    }
+    test_db = BASE_DIR / f".test-db{_SUFFIX}.sqlite3"
+    DATABASES = {"default": {**sqlite_database(test_db), "TEST": {"NAME": str(test_db)}}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -206,12 +206,32 @@ def test_queued_run_never_starts(newsletter: dict[str, Any]) -> None:
     assert newsletter["progress"] == []
 
 
-def test_mid_step_cancel_drops_the_late_result(
-    isolated_registry: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def start_in_a_worker_thread(
+    client: Inngest, event_name: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[FunctionRun, threading.Thread]:
+    """Create a run without dispatching it, then advance it in a thread, as a worker would."""
     from django.db import connection
 
     from django_inngest import engine
+
+    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
+    (event_id,) = client.send_sync(Event(name=event_name))
+    run = FunctionRun.objects.get(event_id=event_id)
+
+    def work() -> None:
+        try:
+            engine.advance(run.run_id)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    return run, worker
+
+
+def test_mid_step_cancel_drops_the_late_result(
+    isolated_registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
 
     client = Inngest(app_id="mid")
     entered, release = threading.Event(), threading.Event()
@@ -227,18 +247,7 @@ def test_mid_step_cancel_drops_the_late_result(
         ctx.step.run("long", long_step)
         ctx.step.run("next", lambda: after.append("next"))
 
-    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
-    (event_id,) = client.send_sync(Event(name="mid/go"))
-    run = FunctionRun.objects.get(event_id=event_id)
-
-    def work() -> None:
-        try:
-            engine.advance(run.run_id)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=work)
-    worker.start()
+    run, worker = start_in_a_worker_thread(client, "mid/go", monkeypatch)
     assert entered.wait(10)
     cancel_run(run.run_id, reason="mid-step")
     release.set()
@@ -430,9 +439,6 @@ def test_a_long_step_can_stop_early_with_is_cancelled(
     isolated_registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Beyond Inngest: cooperative cancellation inside a step."""
-    from django.db import connection
-
-    from django_inngest import engine
 
     client = Inngest(app_id="coop")
     started = threading.Event()
@@ -451,18 +457,7 @@ def test_a_long_step_can_stop_early_with_is_cancelled(
 
         ctx.step.run("work", work)
 
-    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
-    (event_id,) = client.send_sync(Event(name="coop/go"))
-    run = FunctionRun.objects.get(event_id=event_id)
-
-    def work() -> None:
-        try:
-            engine.advance(run.run_id)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=work)
-    worker.start()
+    run, worker = start_in_a_worker_thread(client, "coop/go", monkeypatch)
     assert started.wait(10)
     cancel_run(run.run_id, reason="stop early")
     worker.join(10)

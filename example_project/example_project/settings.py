@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from django_inngest.sqlite import sqlite_database
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-secret-key-change-me")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
@@ -66,19 +68,8 @@ if os.environ.get("DATABASE_URL"):
         )
     }
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(BASE_DIR / "db.sqlite3"),
-            "OPTIONS": {
-                # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait for the
-                # busy timeout instead of failing with "database is locked" mid-transaction.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
-    }
+    # WAL, a busy timeout and IMMEDIATE transactions: see django_inngest.sqlite.
+    DATABASES = {"default": sqlite_database(BASE_DIR / "db.sqlite3")}
 
 _broker = {"redis": os.environ["REDIS_URL"]} if os.environ.get("REDIS_URL") else {"orm": "default"}
 Q_CLUSTER = {
