@@ -280,3 +280,25 @@ def test_redis_broker_drops_the_in_flight_task_and_the_run_still_completes(
     counts = executions(markers, run.run_id)
     assert (counts["step-1"], counts["step-2"], counts["step-3"]) == (1, 1, 2)
     assert run.output == [1, 2, 3, 4, 5]
+
+
+def test_a_sleep_survives_a_worker_restart(markers: Path, real_dispatch: None) -> None:
+    env = {"INNGEST_TEST_MARKERS": str(markers)}
+    first = QCluster("tests.integration_settings", env)
+    try:
+        first.wait_ready(workers=2)
+        run = send("testapp/sleep", seconds=4)
+        assert run is not None
+        wait_until(
+            lambda: FunctionRun.objects.filter(pk=run.pk, wait_kind="sleep").exists(), 30, "sleep"
+        )
+    finally:
+        first.stop()  # the timer lives in the run's row, not in any process
+    second = QCluster("tests.integration_settings", env)
+    try:
+        second.wait_ready(workers=2)
+        run = wait_status(run, RunStatus.COMPLETED, timeout=30)
+    finally:
+        second.stop()
+    nap = StepRun.objects.get(run=run, step_id="nap")
+    assert nap.ended_at is not None and nap.wake_at is not None and nap.ended_at >= nap.wake_at
