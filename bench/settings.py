@@ -3,6 +3,7 @@
 - ``BENCH_DATABASE_URL``: a database URL; unset means SQLite (WAL, IMMEDIATE) at
   ``BENCH_SQLITE_PATH`` (default ``bench/.data/bench.sqlite3``).
 - ``BENCH_BROKER``: ``orm`` (default) or ``redis``; ``BENCH_REDIS_URL`` (default db 5).
+- ``BENCH_SQLITE_CONN_MAX_AGE``: 0 by default, as in example_project.
 - ``BENCH_WORKERS`` (2), ``BENCH_Q_POLL`` (0.05), ``BENCH_Q_NAME`` ("bench").
 - ``BENCH_TIMER_POLL``, ``BENCH_BUDGET``, ``BENCH_LEASE``: override the matching
   ``DJANGO_INNGEST_*`` settings; unset keeps the library's documented defaults.
@@ -16,6 +17,8 @@ import os
 from pathlib import Path
 
 import dj_database_url
+
+from django_inngest.sqlite import sqlite_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "django-inngest-bench"
@@ -68,19 +71,14 @@ if DATABASE_URL:
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
     }
 else:
+    # django_inngest's recommended SQLite entry (WAL, IMMEDIATE, busy timeout), as the example.
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get(
-                "BENCH_SQLITE_PATH", str(BASE_DIR / "bench" / ".data" / "bench.sqlite3")
-            ),
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-        }
+        "default": sqlite_database(
+            os.environ.get("BENCH_SQLITE_PATH", str(BASE_DIR / "bench" / ".data" / "bench.sqlite3"))
+        )
     }
+    # example_project keeps Django's default (0: a connection is closed after each request).
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("BENCH_SQLITE_CONN_MAX_AGE", "0"))
 
 _BROKER = os.environ.get("BENCH_BROKER", "orm")
 _broker: dict[str, object]

@@ -21,7 +21,7 @@ from django_q.conf import Conf
 from django_q.signals import post_spawn
 from django_q.tasks import async_task
 
-from django_inngest import engine
+from django_inngest import engine, leases
 from django_inngest.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def execute_run(run_id: str) -> str:
 
 def tick() -> int:
     """One poll: dispatch every run whose time has come; deliver cancel signals lost to a crash."""
-    ids = engine.poll_due_runs()
+    ids = leases.poll_due_runs()
     if ids:
         dispatch(ids)
     return len(ids)

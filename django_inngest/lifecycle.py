@@ -65,7 +65,7 @@ def finish_run(
     cancel_reason: str = "",
     cancellation_id: str | None = None,
 ) -> None:
-    from django_inngest import engine
+    from django_inngest import waits
 
     run.status = status
     run.ended_at = now
@@ -98,7 +98,7 @@ def finish_run(
     if run.event.name not in _NO_SYSTEM_EVENTS_FOR:
         _emit_terminal_events(run, status, now, output, error)
     if run.parent_run_id:
-        engine.resolve_invoke(run.parent_run_id, run.parent_step_id, status, output, error)
+        waits.resolve_invoke(run.parent_run_id, run.parent_step_id, status, output, error)
     logger.info("Run ended run_id=%s function=%s status=%s", run.run_id, run.function_id, status)
 
     def after_commit() -> None:

@@ -99,7 +99,7 @@ def matching_listeners(event: Event, now: datetime) -> list[Listener]:
 
 def deliver(event: Event, now: datetime) -> None:
     """Cancel the runs whose cancel rules match and resume the waits that match."""
-    from django_inngest import cancellation, engine
+    from django_inngest import cancellation, waits
     from django_inngest.models import CancelSource
 
     for listener in matching_listeners(event, now):
@@ -110,4 +110,4 @@ def deliver(event: Event, now: datetime) -> None:
                 reason=f"cancel_on event {event.name} ({event.internal_id})",
             )
         else:
-            engine.resume_wait(listener, event)
+            waits.resume_wait(listener, event)

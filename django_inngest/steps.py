@@ -145,7 +145,9 @@ class Step:
             self._inv.consume_memo()
             return None
         self._stop_if_planning()
-        self._inv.sleep(uid, step_id, memo, wake_at())
+        from django_inngest import waits
+
+        waits.sleep(self._inv, uid, step_id, memo, wake_at())
         return None
 
     def wait_for_event(
@@ -170,7 +172,9 @@ class Step:
             self._inv.consume_memo()
             return _as_event(memo.output)
         self._stop_if_planning()
-        return _as_event(self._inv.wait_for_event(uid, step_id, memo, event, if_exp, delta))
+        from django_inngest import waits
+
+        return _as_event(waits.wait_for_event(self._inv, uid, step_id, memo, event, if_exp, delta))
 
     def send_event(self, step_id: str, events: Event | list[Event]) -> list[str]:
         uid = self._unique_id(step_id)
@@ -201,7 +205,9 @@ class Step:
             raise StepError.from_dict(memo.error or {}, uid)
         delta = duration_from(timeout, "invoke timeout") if timeout is not None else None
         self._stop_if_planning()
-        return self._inv.invoke(uid, step_id, memo, function, data or {}, delta)
+        from django_inngest import waits
+
+        return waits.invoke(self._inv, uid, step_id, memo, function, data or {}, delta)
 
     def invoke_by_id(
         self,

@@ -19,6 +19,8 @@ from django_inngest import (
     StepError,
     TriggerEvent,
     engine,
+    invocation,
+    leases,
 )
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, RunStatus, StepRun, StepStatus, WaitKind
@@ -128,7 +130,7 @@ def test_backoff_grows_exponentially_with_jitter(settings: Any) -> None:
     settings.DJANGO_INNGEST_RETRY_BACKOFF_SECONDS = 1.0
     settings.DJANGO_INNGEST_RETRY_BACKOFF_MAX_SECONDS = 100.0
     for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0), (8, 100.0)]:
-        delays = [engine.backoff_seconds(attempt) for _ in range(50)]
+        delays = [invocation.backoff_seconds(attempt) for _ in range(50)]
         assert all(base * 0.5 <= d <= base for d in delays)
         assert len(set(delays)) > 1  # jittered
 
@@ -421,9 +423,9 @@ def test_claim_is_exclusive_and_duplicates_are_noops(inngest: Inngest) -> None:
     inngest.send_sync(Event(name="t/once"))
     run = only_run("test-app-once")
     make_due(run)
-    first = engine.claim(run.run_id, "owner-a")
+    first = leases.claim(run.run_id, "owner-a")
     assert first is not None
-    assert engine.claim(run.run_id, "owner-b") is None  # lease held
+    assert leases.claim(run.run_id, "owner-b") is None  # lease held
     assert engine.advance(run.run_id) == "skipped"  # a duplicate task does nothing
 
 
@@ -499,15 +501,15 @@ def test_poller_redispatches_lost_and_due_runs(inngest: Inngest, settings: Any) 
 
     inngest.send_sync(Event(name="t/lost"))
     run = only_run("test-app-lost")
-    assert engine.poll_due_runs() == []  # sleeping: not due
+    assert leases.poll_due_runs() == []  # sleeping: not due
     make_due(run)
-    assert engine.poll_due_runs() == [run.run_id]  # due since its last dispatch
-    assert engine.poll_due_runs() == []  # just dispatched: not again at once
+    assert leases.poll_due_runs() == [run.run_id]  # due since its last dispatch
+    assert leases.poll_due_runs() == []  # just dispatched: not again at once
     # The wake-up task was lost: after REDISPATCH_AFTER_SECONDS it is dispatched again.
     FunctionRun.objects.filter(pk=run.pk).update(
         dispatched_at=timezone.now() - timedelta(seconds=31)
     )
-    assert engine.poll_due_runs() == [run.run_id]
+    assert leases.poll_due_runs() == [run.run_id]
 
 
 def test_invocation_budget_yields_and_continues(inngest: Inngest, settings: Any) -> None:
