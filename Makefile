@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	rm -f example_project/db.sqlite3 example_project/db.sqlite3-wal example_project/db.sqlite3-shm
 	cd example_project && ../$(BIN)/python manage.py migrate --noinput -v 0
 	cd example_project && ../$(BIN)/python manage.py run_demo
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from django_inngest import listeners, runs
 from django_inngest.conf import settings
 from django_inngest.exceptions import EventValidationError
 from django_inngest.ids import new_ulid, seeded_ulid
-from django_inngest.models import Event
+from django_inngest.models import DedupeKey, Event
 
 INTERNAL_PREFIX = "inngest/"
 MAX_NAME_LENGTH = 255
@@ -159,34 +159,38 @@ def store_events(
     skip: set[str] | frozenset[str] = frozenset(),
 ) -> list[Event]:
     """Build and insert Event rows; rows whose ID is in ``skip`` exist already and are not
-    inserted again (a retried request)."""
-    duplicates = _duplicate_ids([f["external_id"] for f in fields if f["external_id"]], now)
-    events = []
-    seen: set[str] = set()
+    inserted again (a retried request). Call inside a transaction."""
     now_ms = int(now.timestamp() * 1000)
-    for index, f in enumerate(fields):
-        external_id = f["external_id"]
-        is_duplicate = bool(external_id) and (external_id in duplicates or external_id in seen)
-        if external_id:
-            seen.add(external_id)
-        internal_id = ids[index] if ids else new_ulid(now_ms)
-        events.append(
-            Event(internal_id=internal_id, received_at=now, is_duplicate=is_duplicate, **f)
-        )
-    Event.objects.bulk_create([e for e in events if e.pk not in skip])
+    events = [
+        Event(internal_id=ids[index] if ids else new_ulid(now_ms), received_at=now, **f)
+        for index, f in enumerate(fields)
+    ]
+    fresh = [e for e in events if e.pk not in skip]
+    for event in fresh:
+        if event.external_id:
+            event.is_duplicate = not _claim_dedupe_key(event, now)
+    Event.objects.bulk_create(fresh)
     return events
 
 
-def _duplicate_ids(external_ids: Iterable[str], now: datetime) -> set[str]:
-    ids = set(external_ids)
-    if not ids:
-        return set()
-    window_start = now - timedelta(seconds=settings.DEDUPE_WINDOW_SECONDS)
-    return set(
-        Event.objects.filter(
-            external_id__in=ids, received_at__gte=window_start, is_duplicate=False
-        ).values_list("external_id", flat=True)
-    )
+def _claim_dedupe_key(event: Event, now: datetime) -> bool:
+    """True if this event is the first with its sender ID within the window."""
+    expires_at = now + timedelta(seconds=settings.DEDUPE_WINDOW_SECONDS)
+    try:
+        # A savepoint, so that a conflict does not abort the caller's transaction.
+        with transaction.atomic():
+            DedupeKey.objects.create(
+                key=event.external_id, event_id=event.pk, expires_at=expires_at
+            )
+        return True
+    except IntegrityError:
+        # Seen before. Still inside the window: a duplicate. Expired: this event takes it over;
+        # the conditional update is atomic, so only one concurrent sender can.
+        return bool(
+            DedupeKey.objects.filter(key=event.external_id, expires_at__lte=now).update(
+                event_id=event.pk, expires_at=expires_at
+            )
+        )
 
 
 def send_system_event(

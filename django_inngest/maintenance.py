@@ -1,4 +1,5 @@
-"""Periodic housekeeping run by each worker's poller: outbox redelivery and expired listeners."""
+"""Periodic housekeeping run by each worker's poller: outbox redelivery, expired listeners and
+dedupe keys."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from django_inngest.models import FunctionRun, Listener, RunStatus
+from django_inngest.models import DedupeKey, FunctionRun, Listener, RunStatus
 
 logger = logging.getLogger(__name__)
 #: A cancel signal not delivered this long after the cancel committed was lost to a crash.
@@ -37,6 +38,11 @@ def delete_expired_listeners() -> int:
     return Listener.objects.filter(expires_at__lt=cutoff, kind="cancel").delete()[0]
 
 
+def delete_expired_dedupe_keys() -> int:
+    return DedupeKey.objects.filter(expires_at__lt=timezone.now()).delete()[0]
+
+
 def periodic_maintenance() -> None:
     redeliver_cancel_signals()
     delete_expired_listeners()
+    delete_expired_dedupe_keys()

@@ -42,12 +42,6 @@ class Event(models.Model):
         indexes = (
             models.Index(fields=("name", "-received_at"), name="inngest_event_name_recv"),
             models.Index(fields=("-received_at",), name="inngest_event_recv"),
-            # Dedupe looks up (name, sender ID) within the window; empty IDs never dedupe.
-            models.Index(
-                fields=("external_id", "received_at"),
-                name="inngest_event_dedupe",
-                condition=~models.Q(external_id=""),
-            ),
         )
 
     def __str__(self) -> str:
@@ -65,6 +59,25 @@ class Event(models.Model):
         if self.v:
             payload["v"] = self.v
         return payload
+
+
+class DedupeKey(models.Model):
+    """A sender event ``id`` seen within the dedupe window.
+
+    Claimed in the same transaction that stores the event: the primary key makes two concurrent
+    senders of one ``id`` serialise, so exactly one of them starts functions.
+    """
+
+    key = models.CharField(_("sender ID"), primary_key=True, max_length=255)
+    event_id = models.CharField(_("first event"), max_length=26)
+    expires_at = models.DateTimeField(_("expires at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("dedupe key")
+        verbose_name_plural = _("dedupe keys")
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class FunctionRegistration(models.Model):

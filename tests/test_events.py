@@ -218,11 +218,11 @@ def test_events_without_sender_id_never_dedupe(inngest: Inngest) -> None:
 def test_repeated_sender_id_after_the_window_runs_again(inngest: Inngest) -> None:
     fid = define(inngest, "f", TriggerEvent(event="t/x"))
     (first,) = inngest.send_sync(Event(name="t/x", id="order-1"))
-    StoredEvent.objects.filter(internal_id=first).update(
-        received_at=timezone.now() - timedelta(hours=25)
-    )
-    (second,) = inngest.send_sync(Event(name="t/x", id="order-1"))
+    later = timezone.now() + timedelta(hours=24, seconds=1)
+    (second,) = send_events([{"name": "t/x", "id": "order-1"}], now=later)
+    (third,) = send_events([{"name": "t/x", "id": "order-1"}], now=later)
     assert StoredEvent.objects.get(internal_id=second).is_duplicate is False
+    assert StoredEvent.objects.get(internal_id=third).is_duplicate is True  # a new window
     assert sorted(r.event_id for r in runs_of(fid)) == sorted([first, second])
 
 
@@ -230,13 +230,45 @@ def test_repeated_sender_id_after_the_window_runs_again(inngest: Inngest) -> Non
 def test_dedupe_window_is_a_setting(inngest: Inngest, settings: Any) -> None:
     settings.DJANGO_INNGEST_DEDUPE_WINDOW_SECONDS = 60
     fid = define(inngest, "f", TriggerEvent(event="t/x"))
-    (first,) = inngest.send_sync(Event(name="t/x", id="k"))
-    StoredEvent.objects.filter(internal_id=first).update(
-        received_at=timezone.now() - timedelta(seconds=120)
+    inngest.send_sync(Event(name="t/x", id="k"))
+    (inside,) = send_events(
+        [{"name": "t/x", "id": "k"}], now=timezone.now() + timedelta(seconds=50)
     )
-    (second,) = inngest.send_sync(Event(name="t/x", id="k"))
-    assert StoredEvent.objects.get(internal_id=second).is_duplicate is False
+    (after,) = send_events([{"name": "t/x", "id": "k"}], now=timezone.now() + timedelta(seconds=70))
+    assert StoredEvent.objects.get(internal_id=inside).is_duplicate is True
+    assert StoredEvent.objects.get(internal_id=after).is_duplicate is False
     assert len(runs_of(fid)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_senders_of_one_id_start_exactly_one_run(inngest: Inngest) -> None:
+    import threading
+
+    from django.db import connection
+
+    fid = define(inngest, "f", TriggerEvent(event="t/x"))
+    barrier = threading.Barrier(4, timeout=10)
+    errors: list[BaseException] = []
+
+    def sender() -> None:
+        try:
+            barrier.wait()
+            send_events([{"name": "t/x", "id": "same-order"}])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    stored = StoredEvent.objects.filter(name="t/x")
+    assert stored.count() == 4
+    assert stored.filter(is_duplicate=False).count() == 1
+    assert len(runs_of(fid)) == 1
 
 
 # -- normalisation ---------------------------------------------------------------------------

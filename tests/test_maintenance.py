@@ -82,6 +82,16 @@ def test_expired_cancel_listeners_are_deleted_after_the_grace_period(sleeper: In
     assert run.status == RunStatus.RUNNING
 
 
+def test_expired_dedupe_keys_are_deleted(sleeper: Inngest) -> None:
+    from django_inngest.models import DedupeKey
+
+    sleeper.send_sync([Event(name="m/other", id="a"), Event(name="m/other", id="b")])
+    assert maintenance.delete_expired_dedupe_keys() == 0
+    DedupeKey.objects.filter(key="a").update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert maintenance.delete_expired_dedupe_keys() == 1
+    assert list(DedupeKey.objects.values_list("key", flat=True)) == ["b"]
+
+
 def test_dispatch_failure_is_logged_and_the_poller_recovers(
     sleeper: Inngest, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
