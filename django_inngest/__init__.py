@@ -14,6 +14,24 @@ from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepEr
 from django_inngest.function import Function
 
 if TYPE_CHECKING:
+    from django_inngest.steps import Group, Step
+
+    StepSync = Step
+
+# inngest-py's name for its sync context, so `import django_inngest as inngest` ports as is.
+ContextSync = Context
+
+
+def __getattr__(name: str) -> Any:
+    # The step API touches models, so it loads on first use, not when settings import us.
+    if name in ("Step", "StepSync", "Group"):
+        from django_inngest import steps
+
+        return steps.Group if name == "Group" else steps.Step
+    raise AttributeError(f"module 'django_inngest' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
     from django_inngest.cancellation import CancelResult
 
 __version__ = "0.1.0"
@@ -21,12 +39,16 @@ __version__ = "0.1.0"
 __all__ = [
     "Cancel",
     "Context",
+    "ContextSync",
     "Event",
     "Function",
+    "Group",
     "Inngest",
     "NonRetriableError",
     "RetryAfterError",
+    "Step",
     "StepError",
+    "StepSync",
     "TriggerCron",
     "TriggerEvent",
     "cancel_run",

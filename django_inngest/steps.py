@@ -111,7 +111,13 @@ class Step:
             )
         return memo
 
-    def run(self, step_id: str, handler: Callable[..., T], *handler_args: Any) -> T:
+    def run(
+        self,
+        step_id: str,
+        handler: Callable[..., T],
+        *handler_args: Any,
+        output_type: object = None,  # inngest-py's; outputs are JSON here, so it changes nothing
+    ) -> T:
         uid = self._unique_id(step_id)
         memo = self._memo(uid, StepKind.RUN)
         if memo is not None and memo.status == StepStatus.COMPLETED:

@@ -463,3 +463,10 @@ def test_async_send_stores_the_event_and_runs_the_function(inngest: Inngest) -> 
     assert run.status == RunStatus.COMPLETED
     assert run.output == "hi ada"
     assert seen == [{"name": "ada"}]
+
+
+def test_inngest_py_sync_names_are_aliases() -> None:
+    import django_inngest as inngest
+
+    assert inngest.ContextSync is inngest.Context
+    assert inngest.StepSync is inngest.Step
