@@ -34,7 +34,7 @@ def advance(run_id: str) -> str:
     claimed = claim(run_id, owner)
     if claimed is None:
         return "skipped"
-    run, recovered = claimed
+    run, recovered, first = claimed
     function = registry.get(run.function_id)
     if function is None:
         _fail_locked(
@@ -46,7 +46,7 @@ def advance(run_id: str) -> str:
             },
         )
         return "failed"
-    invocation = Invocation(run, function, owner, recovered)
+    invocation = Invocation(run, function, owner, recovered, first)
     if recovered and not any(m.status == StepStatus.RUNNING for m in invocation.memos.values()):
         # The worker died outside any step: count it against the run so a crash loop ends.
         run.attempt += 1

@@ -111,6 +111,7 @@ def send_events(
     allow_internal: bool = False,
     now: datetime | None = None,
     id_seed: tuple[int, bytes] | None = None,
+    dedupe: bool = True,
 ) -> list[str]:
     """Validate (all or nothing), store and dispatch events; returns internal IDs in order.
 
@@ -135,7 +136,7 @@ def send_events(
         retried = (
             set(Event.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
         )
-        events = store_events(fields, now, ids=ids, skip=retried)
+        events = store_events(fields, now, ids=ids, skip=retried, dedupe=dedupe)
         for event in events:
             if event.is_duplicate or event.pk in retried:
                 continue
@@ -157,6 +158,7 @@ def store_events(
     *,
     ids: list[str] | None = None,
     skip: set[str] | frozenset[str] = frozenset(),
+    dedupe: bool = True,
 ) -> list[Event]:
     """Build and insert Event rows; rows whose ID is in ``skip`` exist already and are not
     inserted again (a retried request). Call inside a transaction."""
@@ -166,7 +168,7 @@ def store_events(
         for index, f in enumerate(fields)
     ]
     fresh = [e for e in events if e.pk not in skip]
-    for event in fresh:
+    for event in fresh if dedupe else ():
         if event.external_id:
             event.is_duplicate = not _claim_dedupe_key(event, now)
     Event.objects.bulk_create(fresh)
@@ -194,13 +196,20 @@ def _claim_dedupe_key(event: Event, now: datetime) -> bool:
 
 
 def send_system_event(
-    name: str, data: dict[str, Any], *, event_id: str, ts_ms: int | None = None
+    name: str,
+    data: dict[str, Any],
+    *,
+    event_id: str,
+    ts_ms: int | None = None,
+    dedupe: bool = True,
 ) -> str:
-    """Emit an ``inngest/...`` event from the engine (the ID doubles as the dedupe key)."""
+    """Emit an ``inngest/...`` event from the engine. With ``dedupe`` its ID is claimed as a
+    dedupe key (``function.cancelled``/``failed`` use the run ID, so a repeat starts nothing);
+    ``function.finished`` carries a fresh ULID and needs no key."""
     payload = {
         "name": name,
         "data": data,
         "id": event_id,
         "ts": ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
     }
-    return send_events([payload], allow_internal=True)[0]
+    return send_events([payload], allow_internal=True, dedupe=dedupe)[0]

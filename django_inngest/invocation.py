@@ -55,13 +55,16 @@ def backoff_seconds(attempt: int) -> float:
 class Invocation:
     """One worker's turn at a run: the memo table, the budget and the commit protocol."""
 
-    def __init__(self, run: FunctionRun, function: Function, owner: str, recovered: bool) -> None:
+    def __init__(
+        self, run: FunctionRun, function: Function, owner: str, recovered: bool, first: bool = False
+    ) -> None:
         self.run = run
         self.function = function
         self.owner = owner
         self.recovered = recovered
         self.deadline = time.monotonic() + float(settings.INVOCATION_BUDGET_SECONDS)
-        self.memos: dict[str, StepRun] = {m.step_id: m for m in run.steps.all()}
+        # A run claimed for the first time has no steps yet: skip the query.
+        self.memos: dict[str, StepRun] = {} if first else {m.step_id: m for m in run.steps.all()}
         # Steps reached in an earlier invocation replay silently; a sleep or wait that is
         # being resolved now counts too, as Inngest memoizes it on wake.
         self._unconsumed = sum(1 for m in self.memos.values() if m.status in _REPLAYED)
@@ -148,11 +151,10 @@ class Invocation:
 
     def locked_run(self) -> FunctionRun:
         """Re-read and lock our run; raise Abandon if it was cancelled or taken over."""
-        run = (
-            FunctionRun.objects.select_for_update().select_related("event").get(pk=self.run.run_id)
-        )
+        run = FunctionRun.objects.select_for_update().get(pk=self.run.run_id)
         if run.status != RunStatus.RUNNING or run.lease_owner != self.owner:
             raise Abandon()
+        run.event = self.run.event  # immutable: keep the loaded trigger instead of a join
         self.run = run
         return run
 

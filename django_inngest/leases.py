@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from django_inngest.conf import settings
@@ -62,8 +62,16 @@ class LeaseKeeper:
                 connection.close()
 
 
-def claim(run_id: str, owner: str) -> tuple[FunctionRun, bool] | None:
-    """Take the run's lease if it is ready and free; returns (run, recovered) or None.
+class Claim(NamedTuple):
+    run: FunctionRun
+    #: The previous lease expired: its worker died (or lost its connection) mid-run.
+    recovered: bool
+    #: Never claimed before, so the run has no steps yet.
+    first: bool
+
+
+def claim(run_id: str, owner: str) -> Claim | None:
+    """Take the run's lease if it is ready and free; None if it is not (a duplicate task).
 
     ``select_for_update(skip_locked=True)`` on PostgreSQL (a no-op on SQLite, where IMMEDIATE
     transactions serialise writers) plus the lease columns make the claim exclusive.
@@ -72,23 +80,24 @@ def claim(run_id: str, owner: str) -> tuple[FunctionRun, bool] | None:
     lease = timedelta(seconds=float(settings.LEASE_SECONDS))
     with transaction.atomic():
         run = (
-            FunctionRun.objects.select_for_update(skip_locked=True)
+            FunctionRun.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("event")
             .filter(pk=run_id, status__in=ACTIVE_STATUSES, ready_at__lte=now)
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
             .first()
         )
         if run is None:
             return None
-        recovered = bool(run.lease_owner)
-        FunctionRun.objects.filter(pk=run_id).update(
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            status=RunStatus.RUNNING,
-            wait_kind=WaitKind.NONE,
-            started_at=Coalesce("started_at", now),
+        recovered, first = bool(run.lease_owner), run.started_at is None
+        run.lease_owner = owner
+        run.lease_expires_at = now + lease
+        run.status = RunStatus.RUNNING
+        run.wait_kind = WaitKind.NONE
+        run.started_at = run.started_at or now
+        run.save(
+            update_fields=["lease_owner", "lease_expires_at", "status", "wait_kind", "started_at"]
         )
-    run = FunctionRun.objects.select_related("event").get(pk=run_id)
-    return run, recovered
+    return Claim(run, recovered, first)
 
 
 def poll_due_runs(limit: int = 200) -> list[str]:
