@@ -90,10 +90,21 @@ class Invocation:
         finally:
             self._unconsumed = saved
 
+    def reach(self, memo: StepRun | None) -> None:
+        """A pausing step was reached: resolving its memo replays; a new one ends the replay."""
+        if memo is None:
+            self.consume_memo_gap()
+        else:
+            self.consume_memo()
+
+    def consume_memo_gap(self) -> None:
+        # Reaching a step without a usable memo means replay is over; log lines are real again.
+        self._unconsumed = 0
+
     def consume_memo(self) -> None:
         self._unconsumed = max(0, self._unconsumed - 1)
 
-    def _new_step(
+    def new_step(
         self, uid: str, name: str, kind: StepKind, status: StepStatus, **fields: Any
     ) -> StepRun:
         step = StepRun(
@@ -220,7 +231,7 @@ class Invocation:
             self.pause(memo.wake_at, WaitKind.RETRY)
         self.before_step()
         step = self._start_attempt(
-            memo or self._new_step(uid, name, StepKind.RUN, StepStatus.RUNNING)
+            memo or self.new_step(uid, name, StepKind.RUN, StepStatus.RUNNING)
         )
         with transaction.atomic():
             self.locked_run()
@@ -295,7 +306,7 @@ class Invocation:
                 ):
                     wakes.append(memo.wake_at)
                 else:
-                    step = memo or self._new_step(
+                    step = memo or self.new_step(
                         plan.uid, plan.name, StepKind.RUN, StepStatus.RUNNING
                     )
                     attempts.append((self._start_attempt(step), plan.handler, plan.args))
@@ -328,10 +339,6 @@ class Invocation:
             self.progressed = True
         if wakes:
             self.pause(min(wakes), WaitKind.RETRY)
-
-    def consume_memo_gap(self) -> None:
-        # Reaching a step without a usable memo means replay is over; log lines are real again.
-        self._unconsumed = 0
 
     def _step_failed(
         self, step: StepRun, error: dict[str, Any], *, retriable: bool, retry_delay: float | None
@@ -374,7 +381,7 @@ class Invocation:
 
         self.consume_memo_gap()
         self.before_step()
-        step = self._new_step(uid, name, StepKind.SEND, StepStatus.RUNNING)
+        step = self.new_step(uid, name, StepKind.SEND, StepStatus.RUNNING)
         with transaction.atomic():
             # The events and the step's memo commit together: a replay never sends twice.
             self.locked_run()

@@ -30,11 +30,11 @@ from django_inngest.models import (
 
 
 def sleep(inv: Invocation, uid: str, name: str, memo: StepRun | None, wake_at: datetime) -> None:
-    inv.consume_memo() if memo is not None else inv.consume_memo_gap()
+    inv.reach(memo)
     now = timezone.now()
     if memo is None:
         inv.before_step()
-        step = inv._new_step(uid, name, StepKind.SLEEP, StepStatus.SLEEPING, wake_at=wake_at)
+        step = inv.new_step(uid, name, StepKind.SLEEP, StepStatus.SLEEPING, wake_at=wake_at)
         if wake_at > now:
             inv.pause(wake_at, WaitKind.SLEEP, step=step)
         memo = step
@@ -58,11 +58,11 @@ def wait_for_event(
 ) -> dict[str, Any] | None:
     from django_inngest import listeners
 
-    inv.consume_memo() if memo is not None else inv.consume_memo_gap()
+    inv.reach(memo)
     now = timezone.now()
     if memo is None:
         inv.before_step()
-        step = inv._new_step(uid, name, StepKind.WAIT, StepStatus.WAITING, wake_at=now + timeout)
+        step = inv.new_step(uid, name, StepKind.WAIT, StepStatus.WAITING, wake_at=now + timeout)
 
         def add_listener(run: FunctionRun) -> None:
             listeners.create_wait_listener(run, uid, event_name, if_exp, inv.trigger, now, timeout)
@@ -100,12 +100,12 @@ def invoke(
     from django_inngest.events import store_events, validate_event
     from django_inngest.runs import create_run
 
-    inv.consume_memo() if memo is not None else inv.consume_memo_gap()
+    inv.reach(memo)
     now = timezone.now()
     if memo is None:
         inv.before_step()
         wake_at = now + timeout if timeout else None
-        step = inv._new_step(uid, name, StepKind.INVOKE, StepStatus.WAITING, wake_at=wake_at)
+        step = inv.new_step(uid, name, StepKind.INVOKE, StepStatus.WAITING, wake_at=wake_at)
         payload = {
             "name": INVOKED_EVENT,
             "data": {
