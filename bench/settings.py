@@ -5,6 +5,7 @@
 - ``BENCH_BROKER``: ``orm`` (default) or ``redis``; ``BENCH_REDIS_URL`` (default db 5).
 - ``BENCH_SQLITE_CONN_MAX_AGE``: 0 by default, as in example_project.
 - ``BENCH_WORKERS`` (2), ``BENCH_Q_POLL`` (0.05), ``BENCH_Q_NAME`` ("bench").
+- ``BENCH_EXTRA_PATH`` / ``BENCH_EXTRA_APPS``: extra apps for what-if experiments.
 - ``BENCH_TIMER_POLL``, ``BENCH_BUDGET``, ``BENCH_LEASE``: override the matching
   ``DJANGO_INNGEST_*`` settings; unset keeps the library's documented defaults.
 
@@ -14,6 +15,7 @@ Q_CLUSTER follows example_project/example_project/settings.py (production-like).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -39,6 +41,11 @@ INSTALLED_APPS = [
     "django_inngest",
     "bench.benchapp",
 ]
+# What-if experiments: extra apps (e.g. one whose ready() patches the engine) from extra paths.
+for _path in filter(None, os.environ.get("BENCH_EXTRA_PATH", "").split(os.pathsep)):
+    sys.path.insert(0, _path)
+INSTALLED_APPS += [a for a in os.environ.get("BENCH_EXTRA_APPS", "").split(",") if a]
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
