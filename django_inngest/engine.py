@@ -21,7 +21,7 @@ from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepEr
 from django_inngest.invocation import WORKER_LOST, Invocation, backoff_seconds
 from django_inngest.leases import claim
 from django_inngest.lifecycle import error_dict, finish_run
-from django_inngest.models import FunctionRun, RunStatus, StepStatus, WaitKind
+from django_inngest.models import FunctionRun, RunStatus, StepKind, StepStatus, WaitKind
 from django_inngest.registry import registry
 from django_inngest.steps import Abandon, Group, Step, Suspend, check_output
 
@@ -95,10 +95,21 @@ def _run_handler(inv: Invocation) -> str:
     try:
         with transaction.atomic():
             run = inv.locked_run()
-            finish_run(run, RunStatus.COMPLETED, timezone.now(), output=output)
+            finish_run(
+                run,
+                RunStatus.COMPLETED,
+                timezone.now(),
+                output=output,
+                has_listeners=_may_have_listeners(inv),
+            )
     except Abandon:
         return "abandoned"
     return "completed"
+
+
+def _may_have_listeners(inv: Invocation) -> bool:
+    # Listeners come from cancel rules and waits only; skipping the DELETE saves a query a run.
+    return bool(inv.function.cancel) or any(m.kind == StepKind.WAIT for m in inv.memos.values())
 
 
 def _handler_failed(inv: Invocation, exc: Exception) -> str:

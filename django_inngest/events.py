@@ -132,16 +132,16 @@ def send_events(
         for i, p in enumerate(payloads)
     ]
     ids = _seeded_ids(id_seed, len(fields)) if id_seed is not None else None
-    with transaction.atomic():
+    # No savepoint when nested (a step's send, a system event): an error aborts the caller too.
+    with transaction.atomic(savepoint=False):
         retried = (
             set(Event.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
         )
         events = store_events(fields, now, ids=ids, skip=retried, dedupe=dedupe)
-        for event in events:
-            if event.is_duplicate or event.pk in retried:
-                continue
+        live = [e for e in events if not e.is_duplicate and e.pk not in retried]
+        for event in live:
             runs.start_triggered_runs(event, now)
-            listeners.deliver(event, now)
+        listeners.deliver(live, now)
     return [e.internal_id for e in events]
 
 

@@ -24,7 +24,7 @@ from django_inngest import expressions
 from django_inngest.conf import settings
 from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
 from django_inngest.function import Function
-from django_inngest.leases import LeaseKeeper
+from django_inngest.leases import lease_keeper
 from django_inngest.lifecycle import error_dict
 from django_inngest.models import (
     Cancellation,
@@ -129,6 +129,8 @@ class Invocation:
 
     def _bulk_cancellation(self) -> Cancellation | None:
         """Inngest's lazy check: is this run inside an active bulk cancellation's window and `if`?"""
+        if self._cancellations is None and not getattr(self.run, "has_bulk_cancellations", True):
+            self._cancellations = []  # the claim already found none for this function
         if self._cancellations is None:
             created = self.run.created_at
             self._cancellations = list(
@@ -162,12 +164,17 @@ class Invocation:
 
     def locked_run(self) -> FunctionRun:
         """Re-read and lock our run; raise Abandon if it was cancelled or taken over."""
-        run = FunctionRun.objects.select_for_update().get(pk=self.run.run_id)
-        if run.status != RunStatus.RUNNING or run.lease_owner != self.owner:
+        # Only the two columns that decide ownership are read: everything else on the row is
+        # ours to change while we hold the lease.
+        row = (
+            FunctionRun.objects.select_for_update()
+            .filter(pk=self.run.run_id)
+            .values_list("status", "lease_owner")
+            .first()
+        )
+        if row != (RunStatus.RUNNING, self.owner):
             raise Abandon()
-        run.event = self.run.event  # immutable: keep the loaded trigger instead of a join
-        self.run = run
-        return run
+        return self.run
 
     def pause(
         self,
@@ -189,17 +196,11 @@ class Invocation:
             run.wait_kind = wait_kind
             run.lease_owner = ""
             run.lease_expires_at = None
+            fields = ["ready_at", "wait_kind", "lease_owner", "lease_expires_at"]
             if dispatch:
                 run.dispatched_at = timezone.now()
-            run.save(
-                update_fields=[
-                    "ready_at",
-                    "wait_kind",
-                    "lease_owner",
-                    "lease_expires_at",
-                    "dispatched_at",
-                ]
-            )
+                fields.append("dispatched_at")
+            run.save(update_fields=fields)
             if dispatch:
                 from django_inngest.runs import dispatch_on_commit
 
@@ -233,10 +234,10 @@ class Invocation:
         step = self._start_attempt(
             memo or self.new_step(uid, name, StepKind.RUN, StepStatus.RUNNING)
         )
-        with transaction.atomic():
-            self.locked_run()
-            step.save()
-        with LeaseKeeper(self.run.run_id, self.owner):
+        # The step row is written once, with its result. Only a step that outlives a third of
+        # the lease is first recorded as Running (by the keeper), so that a worker killed
+        # inside it is charged to that step; a short step's crash is charged to the run.
+        with lease_keeper.watch(self.run.run_id, self.owner, on_long=step.save):
             ok, outcome = _call_step(handler, args)
         if not ok:
             assert isinstance(outcome, Exception)
@@ -314,7 +315,7 @@ class Invocation:
         if attempts:
             self.before_step()
             with (
-                LeaseKeeper(self.run.run_id, self.owner),
+                lease_keeper.watch(self.run.run_id, self.owner),
                 ThreadPoolExecutor(
                     max_workers=min(len(attempts), MAX_PARALLEL_THREADS),
                     thread_name_prefix="inngest-step",

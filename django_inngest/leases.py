@@ -9,57 +9,118 @@ held, or the run not ready, and returns at once.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import NamedTuple
 
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from django_inngest.conf import settings
-from django_inngest.models import ACTIVE_STATUSES, FunctionRun, RunStatus, WaitKind
+from django_inngest.models import ACTIVE_STATUSES, Cancellation, FunctionRun, RunStatus, WaitKind
+
+logger = logging.getLogger(__name__)
+
+
+class Watch:
+    """One step in flight, watched by the process's ``LeaseKeeper``."""
+
+    def __init__(self, run_id: str, owner: str, on_long: Callable[[], None] | None) -> None:
+        self.run_id, self.owner, self.on_long = run_id, owner, on_long
+        self.started = time.monotonic()
+        self.touched = self.started
+        #: The lease was taken over (we were presumed dead); the step's result will be dropped.
+        self.lost = False
+        self.closed = False
+        #: Held while the keeper writes for this step, so the step's own commit never races it.
+        self.lock = threading.Lock()
 
 
 class LeaseKeeper:
-    """Extends the run's lease from a background thread while a long step runs.
+    """One thread per process that keeps the leases of the steps this process is running.
 
-    It touches the database only after a third of the lease has passed, so short steps cost
-    nothing. If the lease was taken over (we were presumed dead), ``lost`` is set and the step's
-    result will be dropped at commit.
+    A step shorter than a third of the lease costs nothing: no thread start, no query. Past
+    that, the keeper extends the run's lease every third of a lease and, once, calls the
+    step's ``on_long`` (which records the attempt as Running, so that a worker killed inside a
+    long step is attributed to that step).
     """
 
-    def __init__(self, run_id: str, owner: str) -> None:
-        self.run_id, self.owner = run_id, owner
-        self.lost = False
-        self._stop = threading.Event()
+    def __init__(self) -> None:
+        self._watches: set[Watch] = set()
+        self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> LeaseKeeper:
-        self._thread = threading.Thread(target=self._loop, name=f"lease-{self.run_id}", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+    @contextmanager
+    def watch(
+        self, run_id: str, owner: str, on_long: Callable[[], None] | None = None
+    ) -> Iterator[Watch]:
+        entry = Watch(run_id, owner, on_long)
+        with self._guard:
+            self._watches.add(entry)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="inngest-lease", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield entry
+        finally:
+            with entry.lock:  # wait out a keeper write in progress for this step
+                entry.closed = True
+            with self._guard:
+                self._watches.discard(entry)
 
     def _loop(self) -> None:
-        lease = float(settings.LEASE_SECONDS)
-        touched = False
-        try:
-            while not self._stop.wait(lease / 3):
-                touched = True
-                extended = FunctionRun.objects.filter(
-                    pk=self.run_id, lease_owner=self.owner
-                ).update(lease_expires_at=timezone.now() + timedelta(seconds=lease))
-                if not extended:
-                    self.lost = True
-                    return
-        finally:
-            if touched:
-                connection.close()
+        connected = False
+        while True:
+            lease = float(settings.LEASE_SECONDS)
+            time.sleep(max(0.05, lease / 6))
+            with self._guard:
+                idle = not self._watches
+                due = [w for w in self._watches if time.monotonic() - w.touched >= lease / 3]
+            if idle and connected:
+                connection.close()  # no long step left: hold no connection while idle
+                connected = False
+            if not due:
+                continue
+            try:
+                close_old_connections()
+                connected = True
+                for entry in due:
+                    self._touch(entry, lease)
+            except Exception:
+                logger.exception("Lease keeper error; retrying")
+
+    @staticmethod
+    def _touch(entry: Watch, lease: float) -> None:
+        with entry.lock:
+            if entry.closed:
+                return
+            entry.touched = time.monotonic()
+            extended = FunctionRun.objects.filter(pk=entry.run_id, lease_owner=entry.owner).update(
+                lease_expires_at=timezone.now() + timedelta(seconds=lease)
+            )
+            if not extended:
+                entry.lost = True
+            elif entry.on_long is not None:
+                on_long, entry.on_long = entry.on_long, None
+                on_long()
+
+
+lease_keeper = LeaseKeeper()
+
+
+def _loaded() -> QuerySet[FunctionRun]:
+    """The run with its trigger, and whether its function has any bulk cancellation (so that
+    the check before each step costs no query in the usual case of none)."""
+    return FunctionRun.objects.select_related("event").annotate(
+        has_bulk_cancellations=Exists(Cancellation.objects.filter(function=OuterRef("function")))
+    )
 
 
 class Claim(NamedTuple):
@@ -78,10 +139,26 @@ def claim(run_id: str, owner: str) -> Claim | None:
     """
     now = timezone.now()
     lease = timedelta(seconds=float(settings.LEASE_SECONDS))
+    # The common case, a new run's first claim, is one conditional UPDATE: atomic on both
+    # databases, and a concurrent claimer re-checks the WHERE after the row lock and gets 0.
+    if FunctionRun.objects.filter(
+        pk=run_id,
+        status=RunStatus.QUEUED,
+        started_at__isnull=True,
+        lease_owner="",
+        ready_at__lte=now,
+    ).update(
+        lease_owner=owner,
+        lease_expires_at=now + lease,
+        status=RunStatus.RUNNING,
+        wait_kind=WaitKind.NONE,
+        started_at=now,
+    ):
+        return Claim(_loaded().get(pk=run_id), recovered=False, first=True)
     with transaction.atomic():
         run = (
-            FunctionRun.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("event")
+            _loaded()
+            .select_for_update(skip_locked=True, of=("self",))
             .filter(pk=run_id, status__in=ACTIVE_STATUSES, ready_at__lte=now)
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
             .first()

@@ -64,6 +64,7 @@ def finish_run(
     cancel_source: str = "",
     cancel_reason: str = "",
     cancellation_id: str | None = None,
+    has_listeners: bool = True,
 ) -> None:
     from django_inngest import waits
 
@@ -94,7 +95,8 @@ def finish_run(
         ]
     )
     # Pending waits, cancel rules and timers die with the run.
-    Listener.objects.filter(run_id=run.run_id).delete()
+    if has_listeners:
+        Listener.objects.filter(run_id=run.run_id).delete()
     if run.event.name not in _NO_SYSTEM_EVENTS_FOR:
         _emit_terminal_events(run, status, now, output, error)
     if run.parent_run_id:

@@ -9,6 +9,8 @@ listeners with one indexed query. Only candidates get a CEL evaluation.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,36 +80,62 @@ def create_wait_listener(
     )
 
 
+def deliver(events: Sequence[Event], now: datetime) -> None:
+    """Cancel the runs whose cancel rules match, and resume the waits that match, for a batch
+    of events in order, with one indexed query for the whole batch."""
+    from django_inngest import cancellation, waits
+    from django_inngest.models import CancelSource
+
+    if not events:
+        return
+    payloads = [event.as_payload() for event in events]
+    keys = [set(matching.event_keys(payload)) for payload in payloads]
+    position = {event.internal_id: index for index, event in enumerate(events)}
+    rows = (
+        Listener.objects.filter(event_name__in={e.name for e in events}, expires_at__gt=now)
+        .filter(Q(match_key__in=set().union(*keys)) | Q(match_key__isnull=True))
+        .order_by("created_at", "id")
+    )
+    by_name: dict[str, list[Listener]] = defaultdict(list)
+    for listener in rows:
+        by_name[listener.event_name].append(listener)
+    for index, event in enumerate(events):
+        for listener in by_name.get(event.name, ()):
+            # An event never cancels the run it started, nor one a later event in the batch
+            # started: it only sees the listeners that existed before it.
+            if position.get(listener.trigger_event_id, -1) >= index:
+                continue
+            if listener.match_key is not None and listener.match_key not in keys[index]:
+                continue
+            if listener.expression and not expressions.evaluate(
+                listener.expression, async_=payloads[index]
+            ):
+                continue
+            if listener.kind == ListenerKind.CANCEL:
+                cancellation.cancel_run(
+                    listener.run_id,
+                    source=CancelSource.EVENT,
+                    reason=f"cancel_on event {event.name} ({event.internal_id})",
+                )
+            else:
+                waits.resume_wait(listener, event)
+
+
 def candidates(event: Event, payload: dict[str, Any], now: datetime) -> list[Listener]:
-    keys = matching.event_keys(payload)
+    """One event's candidate listeners: the indexed query alone (inspection, benchmarks)."""
     return list(
         Listener.objects.filter(event_name=event.name, expires_at__gt=now)
-        .filter(Q(match_key__in=keys) | Q(match_key__isnull=True))
+        .filter(Q(match_key__in=matching.event_keys(payload)) | Q(match_key__isnull=True))
         .exclude(trigger_event_id=event.internal_id)
         .order_by("created_at", "id")
     )
 
 
 def matching_listeners(event: Event, now: datetime) -> list[Listener]:
+    """The listeners one event would act on: candidates whose expression holds."""
     payload = event.as_payload()
     return [
         listener
         for listener in candidates(event, payload, now)
         if not listener.expression or expressions.evaluate(listener.expression, async_=payload)
     ]
-
-
-def deliver(event: Event, now: datetime) -> None:
-    """Cancel the runs whose cancel rules match and resume the waits that match."""
-    from django_inngest import cancellation, waits
-    from django_inngest.models import CancelSource
-
-    for listener in matching_listeners(event, now):
-        if listener.kind == ListenerKind.CANCEL:
-            cancellation.cancel_run(
-                listener.run_id,
-                source=CancelSource.EVENT,
-                reason=f"cancel_on event {event.name} ({event.internal_id})",
-            )
-        else:
-            waits.resume_wait(listener, event)

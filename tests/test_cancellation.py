@@ -254,8 +254,9 @@ def test_mid_step_cancel_drops_the_late_result(
     worker.join(10)
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
-    step = run.steps.get(step_id="long")
-    assert step.status == StepStatus.RUNNING and step.output is None  # late result dropped
+    # The late result was dropped: no Completed row, no stored output.
+    assert not run.steps.filter(step_id="long", status=StepStatus.COMPLETED).exists()
+    assert not run.steps.filter(output="late").exists()
     assert after == []  # no further step ran
 
 
@@ -465,3 +466,23 @@ def test_a_long_step_can_stop_early_with_is_cancelled(
     assert 0 < len(processed) < 1000  # it stopped well before the end
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
+
+
+def test_in_a_batch_each_event_sees_only_the_listeners_before_it(isolated_registry: Any) -> None:
+    client = Inngest(app_id="batch")
+
+    @client.create_function(
+        fn_id="job", trigger=TriggerEvent(event="b/start"), cancel=[Cancel(event="b/stop")]
+    )
+    def fn(ctx: Context) -> None:
+        ctx.step.sleep("nap", timedelta(minutes=5))
+
+    # stop, start A, stop, start B: the second stop cancels A only; B starts after it.
+    ids = client.send_sync(
+        [Event(name="b/stop"), Event(name="b/start"), Event(name="b/stop"), Event(name="b/start")]
+    )
+    run_a = FunctionRun.objects.get(event_id=ids[1])
+    run_b = FunctionRun.objects.get(event_id=ids[3])
+    assert run_a.status == RunStatus.CANCELLED
+    assert run_a.cancel_reason.endswith(f"({ids[2]})")
+    assert run_b.status == RunStatus.RUNNING

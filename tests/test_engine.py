@@ -610,3 +610,77 @@ def test_parallel_branches_with_several_steps_and_a_final_failure(inngest: Innge
     steps = dict(run.steps.values_list("step_id", "status"))
     assert steps["l1-2"] == steps["l2-2"] == "Completed" and steps["broken"] == "Failed"
     assert run.output["error"] == "ZeroDivisionError"
+
+
+def test_a_long_step_is_recorded_as_running_and_keeps_its_lease(
+    inngest: Inngest, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    settings.DJANGO_INNGEST_LEASE_SECONDS = 0.6  # the keeper acts after 0.2 s, every 0.1 s
+    release = threading.Event()
+
+    @inngest.create_function(fn_id="slow", trigger=TriggerEvent(event="t/slow"))
+    def fn(ctx: Context) -> str:
+        return ctx.step.run("slow", lambda: release.wait(10) and "done")  # type: ignore[no-any-return]
+
+    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
+    inngest.send_sync(Event(name="t/slow"))
+    run = only_run("test-app-slow")
+
+    def work() -> None:
+        try:
+            engine.advance(run.run_id)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        marker = wait_for(lambda: run.steps.filter(step_id="slow", status="Running").first())
+        assert marker.attempts == 1
+        first_expiry = FunctionRun.objects.get(pk=run.pk).lease_expires_at
+        wait_for(lambda: FunctionRun.objects.get(pk=run.pk).lease_expires_at != first_expiry)
+        assert FunctionRun.objects.get(pk=run.pk).lease_expires_at > timezone.now()
+    finally:
+        release.set()
+        worker.join(10)
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED and run.output == "done"
+    assert run.steps.get().status == StepStatus.COMPLETED  # the marker row became the result
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_crashes_outside_a_recorded_step_are_charged_to_the_run(inngest: Inngest) -> None:
+    @inngest.create_function(fn_id="shortcrash", trigger=TriggerEvent(event="t/sc"), retries=2)
+    def fn(ctx: Context) -> None:
+        ctx.step.sleep("nap", timedelta(seconds=5))
+
+    inngest.send_sync(Event(name="t/sc"))
+    run = only_run("test-app-shortcrash")
+    outcomes = []
+    for _ in range(3):
+        # A worker died holding the lease, before any step row said Running.
+        FunctionRun.objects.filter(pk=run.pk).update(
+            lease_owner="dead",
+            lease_expires_at=timezone.now() - timedelta(seconds=1),
+            ready_at=timezone.now(),
+        )
+        outcomes.append(engine.advance(run.run_id))
+    run.refresh_from_db()
+    assert outcomes == ["paused", "paused", "failed"]
+    assert run.attempt == 3 and run.status == RunStatus.FAILED
+    assert run.error["name"] == "WorkerLostError"

@@ -89,6 +89,13 @@ def test_kill_9_of_the_worker_mid_step_resumes_after_the_lease(
     run = send("testapp/five", slow=30)
     assert run is not None
     wait_until(lambda: executions(markers, run.run_id)["step-3"] == 1, 30, "step 3 to start")
+    # A step that outlives a third of the lease is recorded as Running, so its crash is
+    # charged to the step itself.
+    wait_until(
+        lambda: StepRun.objects.filter(run=run, step_id="step-3", status="Running").exists(),
+        30,
+        "step 3 to be recorded as Running",
+    )
     pid = int(
         next(
             line.split()[2]
