@@ -201,15 +201,17 @@ def send_system_event(
     *,
     event_id: str,
     ts_ms: int | None = None,
-    dedupe: bool = True,
 ) -> str:
-    """Emit an ``inngest/...`` event from the engine. With ``dedupe`` its ID is claimed as a
-    dedupe key (``function.cancelled``/``failed`` use the run ID, so a repeat starts nothing);
-    ``function.finished`` carries a fresh ULID and needs no key."""
+    """Emit an ``inngest/...`` event from the engine.
+
+    No dedupe key is claimed: each system event is emitted once by construction (a run ends
+    once, under its row lock; ``function.cancelled`` is guarded by the run's outbox flag), and
+    the ``inngest/`` prefix keeps senders from reusing these IDs.
+    """
     payload = {
         "name": name,
         "data": data,
         "id": event_id,
         "ts": ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
     }
-    return send_events([payload], allow_internal=True, dedupe=dedupe)[0]
+    return send_events([payload], allow_internal=True, dedupe=False)[0]

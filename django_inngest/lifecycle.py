@@ -140,7 +140,7 @@ def _emit_terminal_events(
     if run.parent_run_id:
         finished["correlation_id"] = f"{run.parent_run_id}.{run.parent_step_id}"
     finished["_inngest"] = {"status": str(status)}
-    send_system_event(FINISHED_EVENT, finished, event_id=new_ulid(), ts_ms=ts, dedupe=False)
+    send_system_event(FINISHED_EVENT, finished, event_id=new_ulid(), ts_ms=ts)
     if status == RunStatus.FAILED:
         # The run ID doubles as the event ID, so a repeat can never start on_failure twice.
         send_system_event(
