@@ -79,7 +79,8 @@ class LeaseKeeper:
         connected = False
         while True:
             lease = float(settings.LEASE_SECONDS)
-            time.sleep(max(0.05, lease / 6))
+            # Short naps: cheap (no query unless a step is due) and quick to notice new steps.
+            time.sleep(min(1.0, max(0.05, lease / 6)))
             with self._guard:
                 idle = not self._watches
                 due = [w for w in self._watches if time.monotonic() - w.touched >= lease / 3]

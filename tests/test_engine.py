@@ -684,3 +684,40 @@ def test_crashes_outside_a_recorded_step_are_charged_to_the_run(inngest: Inngest
     assert outcomes == ["paused", "paused", "failed"]
     assert run.attempt == 3 and run.status == RunStatus.FAILED
     assert run.error["name"] == "WorkerLostError"
+
+
+def test_a_step_is_written_only_while_its_run_is_ours(inngest: Inngest) -> None:
+    from django_inngest.invocation import save_step_if_owner
+
+    @inngest.create_function(fn_id="own", trigger=TriggerEvent(event="t/own"))
+    def fn(ctx: Context) -> None:
+        ctx.step.sleep("nap", timedelta(seconds=5))
+
+    inngest.send_sync(Event(name="t/own"))
+    run = only_run("test-app-own")
+    FunctionRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="me")
+
+    def step(step_id: str) -> StepRun:
+        return StepRun(
+            run_id=run.run_id,
+            step_id=step_id,
+            position=9,
+            kind="run",
+            status="Completed",
+            attempts=1,
+            output={"x": [1, "two"]},
+            started_at=timezone.now(),
+        )
+
+    mine = step("mine")
+    assert save_step_if_owner(mine, "me") is True
+    assert mine.pk is not None
+    assert StepRun.objects.get(pk=mine.pk).output == {"x": [1, "two"]}
+    assert save_step_if_owner(step("theirs"), "someone-else") is False  # lease taken over
+    assert save_step_if_owner(step("mine"), "me") is False  # the step exists already
+    FunctionRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
+    assert save_step_if_owner(step("late"), "me") is False  # cancelled: the result is dropped
+    mine.output = "changed"
+    assert save_step_if_owner(mine, "me") is False  # updates obey the same rule
+    assert not StepRun.objects.filter(step_id__in=["theirs", "late"]).exists()
+    assert StepRun.objects.get(pk=mine.pk).output == {"x": [1, "two"]}
