@@ -112,11 +112,16 @@ def deliver(events: Sequence[Event], now: datetime) -> None:
             ):
                 continue
             if listener.kind == ListenerKind.CANCEL:
-                cancellation.cancel_run(
-                    listener.run_id,
-                    source=CancelSource.EVENT,
-                    reason=f"cancel_on event {event.name} ({event.internal_id})",
-                )
+                try:
+                    cancellation.cancel_run(
+                        listener.run_id,
+                        source=CancelSource.EVENT,
+                        reason=f"cancel_on event {event.name} ({event.internal_id})",
+                    )
+                except (cancellation.RunAlreadyEndedError, cancellation.RunNotFoundError):
+                    # The run ended after its listener was read: the cancel simply comes too
+                    # late. The event itself is accepted and stored all the same.
+                    continue
             else:
                 waits.resume_wait(listener, event)
 

@@ -486,3 +486,22 @@ def test_in_a_batch_each_event_sees_only_the_listeners_before_it(isolated_regist
     assert run_a.status == RunStatus.CANCELLED
     assert run_a.cancel_reason.endswith(f"({ids[2]})")
     assert run_b.status == RunStatus.RUNNING
+
+
+def test_a_cancel_event_for_a_run_that_just_ended_is_still_accepted(isolated_registry: Any) -> None:
+    client = Inngest(app_id="late")
+
+    @client.create_function(
+        fn_id="job", trigger=TriggerEvent(event="l/start"), cancel=[Cancel(event="l/stop")]
+    )
+    def fn(ctx: Context) -> None:
+        ctx.step.sleep("nap", timedelta(minutes=5))
+
+    (event_id,) = client.send_sync(Event(name="l/start"))
+    run = FunctionRun.objects.get(event_id=event_id)
+    # The run completes concurrently: its row is ended, but the listener was already read.
+    FunctionRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED)
+    (stop_id,) = client.send_sync(Event(name="l/stop"))  # must not raise
+    assert StoredEvent.objects.filter(pk=stop_id).exists()
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
