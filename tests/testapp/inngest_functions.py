@@ -101,4 +101,10 @@ def doomed(ctx: Context) -> None:
     cancel=[Cancel(event="testapp/race.cancel", match="data.n")],
 )
 def racer(ctx: Context) -> int:
-    return ctx.step.run("only", lambda: int(ctx.event.data["n"]))  # type: ignore[no-any-return]
+    def work() -> int:
+        # Long enough that cancels land on queued runs, mid-step runs and finishing runs alike,
+        # whatever the machine's speed.
+        time.sleep(0.05)
+        return int(ctx.event.data["n"])
+
+    return ctx.step.run("only", work)
