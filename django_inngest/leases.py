@@ -32,10 +32,7 @@ class Watch:
 
     def __init__(self, run_id: str, owner: str, on_long: Callable[[], None] | None) -> None:
         self.run_id, self.owner, self.on_long = run_id, owner, on_long
-        self.started = time.monotonic()
-        self.touched = self.started
-        #: The lease was taken over (we were presumed dead); the step's result will be dropped.
-        self.lost = False
+        self.touched = time.monotonic()
         self.closed = False
         #: Held while the keeper writes for this step, so the step's own commit never races it.
         self.lock = threading.Lock()
@@ -106,9 +103,9 @@ class LeaseKeeper:
             extended = FunctionRun.objects.filter(pk=entry.run_id, lease_owner=entry.owner).update(
                 lease_expires_at=timezone.now() + timedelta(seconds=lease)
             )
-            if not extended:
-                entry.lost = True
-            elif entry.on_long is not None:
+            # Lease taken over (we were presumed dead): write nothing more. The step's own
+            # commit checks ownership too, so its result will be dropped.
+            if extended and entry.on_long is not None:
                 on_long, entry.on_long = entry.on_long, None
                 on_long()
 

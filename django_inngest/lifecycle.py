@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from django_inngest import signals
+from django_inngest.exceptions import StepError
 from django_inngest.function import CANCELLED_EVENT, FAILED_EVENT, FINISHED_EVENT
 from django_inngest.ids import new_ulid
 from django_inngest.models import FunctionRun, Listener, RunStatus, WaitKind
@@ -29,8 +30,8 @@ _NO_SYSTEM_EVENTS_FOR = (FAILED_EVENT, FINISHED_EVENT)
 
 def error_dict(exc: BaseException) -> dict[str, Any]:
     """Inngest's ``StandardError`` shape."""
-    name = getattr(exc, "name", None) if exc.__class__.__name__ == "StepError" else None
-    name = name or type(exc).__name__
+    # A StepError re-raised from the handler keeps the failed step's own error name.
+    name = (exc.name if isinstance(exc, StepError) else "") or type(exc).__name__
     message = getattr(exc, "message", None) or str(exc)
     return {
         "error": f"{name}: {message}" if message else name,

@@ -24,6 +24,7 @@ from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, Listener, RunStatus, StepStatus
 from django_inngest.signals import function_cancelled
 from django_inngest.testing import drain
+from tests.helpers import start_in_a_worker_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -204,29 +205,6 @@ def test_queued_run_never_starts(newsletter: dict[str, Any]) -> None:
     assert run.status == RunStatus.CANCELLED
     assert run.started_at is None and not run.steps.exists()
     assert newsletter["progress"] == []
-
-
-def start_in_a_worker_thread(
-    client: Inngest, event_name: str, monkeypatch: pytest.MonkeyPatch
-) -> tuple[FunctionRun, threading.Thread]:
-    """Create a run without dispatching it, then advance it in a thread, as a worker would."""
-    from django.db import connection
-
-    from django_inngest import engine
-
-    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
-    (event_id,) = client.send_sync(Event(name=event_name))
-    run = FunctionRun.objects.get(event_id=event_id)
-
-    def work() -> None:
-        try:
-            engine.advance(run.run_id)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    return run, worker
 
 
 def test_mid_step_cancel_drops_the_late_result(

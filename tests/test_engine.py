@@ -25,6 +25,8 @@ from django_inngest import (
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, RunStatus, StepRun, StepStatus, WaitKind
 from django_inngest.testing import drain
+from tests.helpers import start_in_a_worker_thread
+from tests.qcluster import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -617,8 +619,6 @@ def test_a_long_step_is_recorded_as_running_and_keeps_its_lease(
 ) -> None:
     import threading
 
-    from django.db import connection
-
     settings.DJANGO_INNGEST_LEASE_SECONDS = 0.6  # the keeper acts after 0.2 s, every 0.1 s
     release = threading.Event()
 
@@ -626,23 +626,18 @@ def test_a_long_step_is_recorded_as_running_and_keeps_its_lease(
     def fn(ctx: Context) -> str:
         return ctx.step.run("slow", lambda: release.wait(10) and "done")  # type: ignore[no-any-return]
 
-    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
-    inngest.send_sync(Event(name="t/slow"))
-    run = only_run("test-app-slow")
-
-    def work() -> None:
-        try:
-            engine.advance(run.run_id)
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=work)
-    worker.start()
+    run, worker = start_in_a_worker_thread(inngest, "t/slow", monkeypatch)
     try:
-        marker = wait_for(lambda: run.steps.filter(step_id="slow", status="Running").first())
+        marker = wait_until(
+            lambda: run.steps.filter(step_id="slow", status="Running").first(), 5, "the marker"
+        )
         assert marker.attempts == 1
         first_expiry = FunctionRun.objects.get(pk=run.pk).lease_expires_at
-        wait_for(lambda: FunctionRun.objects.get(pk=run.pk).lease_expires_at != first_expiry)
+        wait_until(
+            lambda: FunctionRun.objects.get(pk=run.pk).lease_expires_at != first_expiry,
+            5,
+            "a heartbeat",
+        )
         assert FunctionRun.objects.get(pk=run.pk).lease_expires_at > timezone.now()
     finally:
         release.set()
@@ -650,18 +645,6 @@ def test_a_long_step_is_recorded_as_running_and_keeps_its_lease(
     run.refresh_from_db()
     assert run.status == RunStatus.COMPLETED and run.output == "done"
     assert run.steps.get().status == StepStatus.COMPLETED  # the marker row became the result
-
-
-def wait_for(condition: Any, timeout: float = 5.0) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_crashes_outside_a_recorded_step_are_charged_to_the_run(inngest: Inngest) -> None:

@@ -10,7 +10,7 @@ import signal
 import statistics
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +117,12 @@ def test_kill_9_of_the_worker_mid_step_resumes_after_the_lease(
     assert step3.attempt_log[0]["error"]["name"] == "WorkerLostError"
 
 
-def test_kill_9_of_the_whole_cluster_then_restart(markers: Path, real_dispatch: None) -> None:
-    first = QCluster("tests.integration_settings", {"INNGEST_TEST_MARKERS": str(markers)})
+def kill_the_cluster_in_step_3_then_restart(
+    markers: Path, env: dict[str, str], after_kill: Callable[[], None] = lambda: None
+) -> FunctionRun:
+    """Start a five-step run, SIGKILL the whole cluster inside step 3, call ``after_kill``,
+    start a new cluster and wait for the run to complete there; returns the completed run."""
+    first = QCluster("tests.integration_settings", env)
     try:
         first.wait_ready(workers=2)
         run = send("testapp/five", slow=30)
@@ -126,13 +130,18 @@ def test_kill_9_of_the_whole_cluster_then_restart(markers: Path, real_dispatch: 
         wait_until(lambda: executions(markers, run.run_id)["step-3"] == 1, 30, "step 3 to start")
     finally:
         first.kill9()
-    StoredEvent.objects.filter(pk=run.event_id).update(data={"slow": 0})
-    second = QCluster("tests.integration_settings", {"INNGEST_TEST_MARKERS": str(markers)})
+    after_kill()
+    StoredEvent.objects.filter(pk=run.event_id).update(data={"slow": 0})  # a quick retry
+    second = QCluster("tests.integration_settings", env)
     try:
         second.wait_ready(workers=2)
-        run = wait_status(run, RunStatus.COMPLETED, timeout=60)
+        return wait_status(run, RunStatus.COMPLETED, timeout=60)
     finally:
         second.stop()
+
+
+def test_kill_9_of_the_whole_cluster_then_restart(markers: Path, real_dispatch: None) -> None:
+    run = kill_the_cluster_in_step_3_then_restart(markers, {"INNGEST_TEST_MARKERS": str(markers)})
     counts = executions(markers, run.run_id)
     assert (counts["step-1"], counts["step-2"], counts["step-3"]) == (1, 1, 2)
 
@@ -266,24 +275,14 @@ def test_redis_broker_drops_the_in_flight_task_and_the_run_still_completes(
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     env = {"INNGEST_TEST_MARKERS": str(markers), "INNGEST_TEST_REDIS_URL": REDIS_URL}
-    # This process never enqueues: the workers' pollers dispatch through Redis.
+    # This process never enqueues: the workers' pollers dispatch through Redis. When the
+    # cluster is killed, BLPOP has already taken the task out of Redis: it is lost.
     monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
-    first = QCluster("tests.integration_settings", env)
-    try:
-        first.wait_ready(workers=2)
-        run = send("testapp/five", slow=30)
-        assert run is not None
-        wait_until(lambda: executions(markers, run.run_id)["step-3"] == 1, 30, "step 3 to start")
-    finally:
-        first.kill9()  # BLPOP already removed the task from Redis: it is lost
-    assert redis.Redis.from_url(REDIS_URL).llen("django_q:tests:q") == 0
-    StoredEvent.objects.filter(pk=run.event_id).update(data={"slow": 0})
-    second = QCluster("tests.integration_settings", env)
-    try:
-        second.wait_ready(workers=2)
-        run = wait_status(run, RunStatus.COMPLETED, timeout=60)
-    finally:
-        second.stop()
+
+    def nothing_left_in_redis() -> None:
+        assert redis.Redis.from_url(REDIS_URL).llen("django_q:tests:q") == 0
+
+    run = kill_the_cluster_in_step_3_then_restart(markers, env, nothing_left_in_redis)
     counts = executions(markers, run.run_id)
     assert (counts["step-1"], counts["step-2"], counts["step-3"]) == (1, 1, 2)
     assert run.output == [1, 2, 3, 4, 5]
