@@ -67,6 +67,11 @@ SETTINGS: dict[str, Setting] = {
         (int, float),
         "How long one worker task keeps advancing a run before yielding the worker.",
     ),
+    "DISPATCH_BATCH_SIZE": Setting(
+        25,
+        (int,),
+        "Most runs one worker task advances, among runs started by one transaction.",
+    ),
     "RETRY_BACKOFF_SECONDS": Setting(
         2.0, (int, float), "First retry delay; doubles per attempt, with jitter."
     ),

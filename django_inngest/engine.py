@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from django_inngest.completions import Completions
 from django_inngest.conf import settings
 from django_inngest.context import Context, FunctionLogger
 from django_inngest.definitions import Event as EventValue
 from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
 from django_inngest.invocation import WORKER_LOST, Invocation, backoff_seconds
-from django_inngest.leases import claim
+from django_inngest.leases import Claim, claim_again, claim_new, lease_keeper
 from django_inngest.lifecycle import error_dict, finish_run
 from django_inngest.models import FunctionRun, RunStatus, StepKind, StepStatus, WaitKind
 from django_inngest.registry import registry
@@ -30,11 +33,51 @@ logger = logging.getLogger(__name__)
 
 def advance(run_id: str) -> str:
     """Advance a run as far as it can go now. Returns what happened, for logs and tests."""
+    return advance_many([run_id])[run_id]
+
+
+def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
+    """Advance several runs, one after another, in this worker; returns each one's outcome.
+
+    The runs never claimed before are claimed together up front (the usual case: a batch of
+    events started them), and their leases kept while they wait their turn. Completed runs are
+    ended in batches (see ``completions``). One run's unexpected error does not stop the others.
+    """
     owner = uuid.uuid4().hex
-    claimed = claim(run_id, owner)
-    if claimed is None:
-        return "skipped"
+    outcomes: dict[str, str] = {}
+    completions = Completions()
+    new = claim_new(run_ids, owner)
+    with ExitStack() as held:
+        for run_id in new:
+            held.enter_context(lease_keeper.watch(run_id, owner))
+        try:
+            for run_id in run_ids:
+                if run_id in outcomes:
+                    continue
+                try:
+                    claimed = (
+                        Claim(new[run_id], recovered=False, first=True)
+                        if run_id in new
+                        else claim_again(run_id, owner)
+                    )
+                    outcomes[run_id] = (
+                        "skipped" if claimed is None else _advance(claimed, owner, completions)
+                    )
+                except Exception:
+                    logger.exception(
+                        "Unexpected error advancing run_id=%s; it will be retried", run_id
+                    )
+                    outcomes[run_id] = "error"
+                if completions.due():
+                    outcomes.update(completions.flush())
+        finally:
+            outcomes.update(completions.flush())
+    return outcomes
+
+
+def _advance(claimed: Claim, owner: str, completions: Completions) -> str:
     run, recovered, first = claimed
+    run_id = run.run_id
     function = registry.get(run.function_id)
     if function is None:
         _fail_locked(
@@ -54,7 +97,7 @@ def advance(run_id: str) -> str:
         if run.attempt > function.retry_limit:
             _fail_locked(run_id, owner, dict(WORKER_LOST))
             return "failed"
-    return _run_handler(invocation)
+    return _run_handler(invocation, completions)
 
 
 def _context(inv: Invocation) -> Context:
@@ -79,7 +122,7 @@ def _context(inv: Invocation) -> Context:
     )
 
 
-def _run_handler(inv: Invocation) -> str:
+def _run_handler(inv: Invocation, completions: Completions) -> str:
     try:
         output = inv.function.handler(_context(inv))
     except Suspend:
@@ -92,18 +135,8 @@ def _run_handler(inv: Invocation) -> str:
         output = check_output(output, int(settings.MAX_STEP_OUTPUT_BYTES))
     except Exception as exc:
         return _handler_failed(inv, exc)
-    try:
-        with transaction.atomic():
-            run = inv.locked_run()
-            finish_run(
-                run,
-                RunStatus.COMPLETED,
-                timezone.now(),
-                output=output,
-                has_listeners=_may_have_listeners(inv),
-            )
-    except Abandon:
-        return "abandoned"
+    # Written with the worker's next completions; the flush may still find it cancelled.
+    completions.add(inv.run, inv.owner, output, has_listeners=_may_have_listeners(inv))
     return "completed"
 
 

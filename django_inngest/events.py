@@ -139,8 +139,7 @@ def send_events(
         )
         events = store_events(fields, now, ids=ids, skip=retried, dedupe=dedupe)
         live = [e for e in events if not e.is_duplicate and e.pk not in retried]
-        for event in live:
-            runs.start_triggered_runs(event, now)
+        runs.start_triggered_runs(live, now)
         listeners.deliver(live, now)
     return [e.internal_id for e in events]
 
@@ -195,6 +194,18 @@ def _claim_dedupe_key(event: Event, now: datetime) -> bool:
         )
 
 
+def system_event(
+    name: str, data: dict[str, Any], *, event_id: str, ts_ms: int | None = None
+) -> dict[str, Any]:
+    """An ``inngest/...`` event's payload, for ``send_events(..., allow_internal=True)``."""
+    return {
+        "name": name,
+        "data": data,
+        "id": event_id,
+        "ts": ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
+    }
+
+
 def send_system_event(
     name: str,
     data: dict[str, Any],
@@ -208,10 +219,5 @@ def send_system_event(
     once, under its row lock; ``function.cancelled`` is guarded by the run's outbox flag), and
     the ``inngest/`` prefix keeps senders from reusing these IDs.
     """
-    payload = {
-        "name": name,
-        "data": data,
-        "id": event_id,
-        "ts": ts_ms if ts_ms is not None else time.time_ns() // 1_000_000,
-    }
+    payload = system_event(name, data, event_id=event_id, ts_ms=ts_ms)
     return send_events([payload], allow_internal=True, dedupe=False)[0]

@@ -1,6 +1,6 @@
 """The only module that talks to django-q2: wake-up tasks, and the timer poller in each worker.
 
-django-q2 is transport, not truth. A task carries only a run ID; the run's row says whether it
+django-q2 is transport, not truth. A task carries only run IDs; the run's row says whether it
 is ready and free. A lost task (the Redis broker drops in-flight tasks when a worker dies) is
 re-dispatched by the poller once ``REDISPATCH_AFTER_SECONDS`` pass; a duplicate task (one that
 outlived ``retry``) finds the lease held and returns. django-q2's ``Schedule`` ticks only every
@@ -25,7 +25,7 @@ from django_inngest import engine, leases
 from django_inngest.conf import settings
 
 logger = logging.getLogger(__name__)
-TASK = "django_inngest.executor.execute_run"
+TASK = "django_inngest.executor.execute_runs"
 
 _brokers: dict[str | None, Broker] = {}
 
@@ -39,29 +39,57 @@ def _broker() -> Broker:
 
 
 def dispatch(run_ids: Iterable[str]) -> None:
-    """Enqueue a wake-up task per run. Failure to enqueue is logged, never raised: the poller
-    finds the run again from its row."""
-    for run_id in run_ids:
+    """Enqueue wake-up tasks for runs, several runs per task. Failure to enqueue is logged,
+    never raised: the poller finds the runs again from their rows.
+
+    Runs dispatched together (those one transaction started) share tasks of up to
+    ``DISPATCH_BATCH_SIZE``, but are spread over at least as many tasks as the cluster has
+    workers, so that a batch never waits on one worker while others are idle.
+    """
+    ids = list(dict.fromkeys(run_ids))
+    for chunk in _chunks(ids, int(settings.DISPATCH_BATCH_SIZE), int(Conf.WORKERS or 1)):
         try:
-            options: dict[str, Any] = {"save": False, "task_name": f"inngest run {run_id}"}
+            options: dict[str, Any] = {"save": False, "task_name": f"inngest runs {chunk[0]}+"}
             if Conf.SYNC:
                 options["sync"] = True
             else:
                 options["broker"] = _broker()
             if settings.Q_CLUSTER_NAME:
                 options["cluster"] = settings.Q_CLUSTER_NAME
-            async_task(TASK, run_id, q_options=options)
+            async_task(TASK, chunk, q_options=options)
         except Exception:
-            logger.exception("Could not enqueue run_id=%s; the poller will retry", run_id)
+            logger.exception("Could not enqueue run_ids=%s; the poller will retry", chunk)
 
 
-def execute_run(run_id: str) -> str:
-    """The django-q2 task. Never raises: every outcome is recorded in our own tables."""
+def _chunks(ids: list[str], size: int, workers: int) -> list[list[str]]:
+    """Split into ``max(ceil(n / size), min(n, workers))`` near-equal chunks, order kept."""
+    if not ids:
+        return []
+    count = max(-(-len(ids) // max(1, size)), min(len(ids), max(1, workers)))
+    step, extra = divmod(len(ids), count)
+    chunks, start = [], 0
+    for index in range(count):
+        end = start + step + (1 if index < extra else 0)
+        chunks.append(ids[start:end])
+        start = end
+    return chunks
+
+
+def execute_runs(run_ids: list[str] | str) -> dict[str, str]:
+    """The django-q2 task. Never raises: every outcome is recorded in our own tables.
+
+    A single ID is accepted too: tasks enqueued by earlier versions carry one.
+    """
+    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
     try:
-        return engine.advance(run_id)
+        return engine.advance_many(ids)
     except Exception:
-        logger.exception("Unexpected error advancing run_id=%s; it will be retried", run_id)
-        return "error"
+        logger.exception("Unexpected error advancing run_ids=%s; they will be retried", ids)
+        return dict.fromkeys(ids, "error")
+
+
+#: The task name earlier versions enqueued.
+execute_run = execute_runs
 
 
 def tick() -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import NamedTuple
@@ -129,18 +129,17 @@ class Claim(NamedTuple):
     first: bool
 
 
-def claim(run_id: str, owner: str) -> Claim | None:
-    """Take the run's lease if it is ready and free; None if it is not (a duplicate task).
+def claim_new(run_ids: Sequence[str], owner: str) -> dict[str, FunctionRun]:
+    """Take the leases of those runs that were never claimed, in one conditional UPDATE.
 
-    ``select_for_update(skip_locked=True)`` on PostgreSQL (a no-op on SQLite, where IMMEDIATE
-    transactions serialise writers) plus the lease columns make the claim exclusive.
+    The common case, new runs dispatched together, costs one UPDATE and one SELECT for the
+    whole batch. The UPDATE is atomic on both databases: a concurrent claimer re-checks the
+    WHERE after the row lock and gets 0, so each run goes to exactly one caller.
     """
     now = timezone.now()
     lease = timedelta(seconds=float(settings.LEASE_SECONDS))
-    # The common case, a new run's first claim, is one conditional UPDATE: atomic on both
-    # databases, and a concurrent claimer re-checks the WHERE after the row lock and gets 0.
-    if FunctionRun.objects.filter(
-        pk=run_id,
+    claimed = FunctionRun.objects.filter(
+        pk__in=run_ids,
         status=RunStatus.QUEUED,
         started_at__isnull=True,
         lease_owner="",
@@ -151,8 +150,28 @@ def claim(run_id: str, owner: str) -> Claim | None:
         status=RunStatus.RUNNING,
         wait_kind=WaitKind.NONE,
         started_at=now,
-    ):
-        return Claim(_loaded().get(pk=run_id), recovered=False, first=True)
+    )
+    if not claimed:
+        return {}
+    return {run.run_id: run for run in _loaded().filter(pk__in=run_ids, lease_owner=owner)}
+
+
+def claim(run_id: str, owner: str) -> Claim | None:
+    """Take the run's lease if it is ready and free; None if it is not (a duplicate task).
+
+    ``select_for_update(skip_locked=True)`` on PostgreSQL (a no-op on SQLite, where IMMEDIATE
+    transactions serialise writers) plus the lease columns make the claim exclusive.
+    """
+    new = claim_new([run_id], owner)
+    if new:
+        return Claim(new[run_id], recovered=False, first=True)
+    return claim_again(run_id, owner)
+
+
+def claim_again(run_id: str, owner: str) -> Claim | None:
+    """Claim a run that was claimed before: resumed from a pause, or whose worker died."""
+    now = timezone.now()
+    lease = timedelta(seconds=float(settings.LEASE_SECONDS))
     with transaction.atomic():
         run = (
             _loaded()

@@ -55,6 +55,36 @@ def cancelled_event_data(run: FunctionRun) -> dict[str, Any]:
     return {"error": dict(CANCELLED_ERROR), **base_data(run)}
 
 
+def terminal_values(
+    run: FunctionRun,
+    status: RunStatus,
+    now: datetime,
+    *,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    cancel_source: str = "",
+    cancel_reason: str = "",
+    cancellation_id: str | None = None,
+) -> dict[str, Any]:
+    """Set the ended run's attributes; returns them by column, for a save or an UPDATE."""
+    values: dict[str, Any] = {
+        "status": status,
+        "ended_at": now,
+        "output": output if status == RunStatus.COMPLETED else None,
+        "error": error,
+        "ready_at": None,
+        "wait_kind": WaitKind.NONE,
+        "lease_owner": "",
+        "lease_expires_at": None,
+        "cancel_source": cancel_source,
+        "cancel_reason": cancel_reason,
+        "cancellation_id": cancellation_id,
+    }
+    for name, value in values.items():
+        setattr(run, name, value)
+    return values
+
+
 def finish_run(
     run: FunctionRun,
     status: RunStatus,
@@ -67,47 +97,49 @@ def finish_run(
     cancellation_id: str | None = None,
     has_listeners: bool = True,
 ) -> None:
-    from django_inngest import waits
-
-    run.status = status
-    run.ended_at = now
-    run.output = output if status == RunStatus.COMPLETED else None
-    run.error = error
-    run.ready_at = None
-    run.wait_kind = WaitKind.NONE
-    run.lease_owner = ""
-    run.lease_expires_at = None
-    run.cancel_source = cancel_source
-    run.cancel_reason = cancel_reason
-    run.cancellation_id = cancellation_id
-    run.save(
-        update_fields=[
-            "status",
-            "ended_at",
-            "output",
-            "error",
-            "ready_at",
-            "wait_kind",
-            "lease_owner",
-            "lease_expires_at",
-            "cancel_source",
-            "cancel_reason",
-            "cancellation",
-        ]
+    values = terminal_values(
+        run,
+        status,
+        now,
+        output=output,
+        error=error,
+        cancel_source=cancel_source,
+        cancel_reason=cancel_reason,
+        cancellation_id=cancellation_id,
     )
+    run.save(update_fields=[name.removesuffix("_id") for name in values])
+    after_runs_ended([run], with_listeners=[run.run_id] if has_listeners else [])
+
+
+def after_runs_ended(runs: list[FunctionRun], *, with_listeners: list[str]) -> None:
+    """What follows a terminal write, for a batch of runs in the caller's transaction: their
+    listeners go, their system events are sent (one insert and one listener lookup for the
+    batch), invoking parents are resumed, and the signals are sent after commit."""
+    from django_inngest import waits
+    from django_inngest.events import send_events
+
+    if not runs:
+        return
     # Pending waits, cancel rules and timers die with the run.
-    if has_listeners:
-        Listener.objects.filter(run_id=run.run_id).delete()
-    if run.event.name not in _NO_SYSTEM_EVENTS_FOR:
-        _emit_terminal_events(run, status, now, output, error)
-    if run.parent_run_id:
-        waits.resolve_invoke(run.parent_run_id, run.parent_step_id, status, output, error)
-    logger.info("Run ended run_id=%s function=%s status=%s", run.run_id, run.function_id, status)
+    if with_listeners:
+        Listener.objects.filter(run_id__in=with_listeners).delete()
+    payloads = [p for run in runs for p in _terminal_events(run)]
+    if payloads:
+        send_events(payloads, allow_internal=True, dedupe=False)
+    for run in runs:
+        if run.parent_run_id:
+            waits.resolve_invoke(
+                run.parent_run_id, run.parent_step_id, run.status, run.output, run.error
+            )
+        logger.info(
+            "Run ended run_id=%s function=%s status=%s", run.run_id, run.function_id, run.status
+        )
 
     def after_commit() -> None:
-        signals.function_finished.send_robust(sender=FunctionRun, run=run)
-        if status == RunStatus.CANCELLED:
-            send_cancelled_signal(run)
+        for run in runs:
+            signals.function_finished.send_robust(sender=FunctionRun, run=run)
+            if run.status == RunStatus.CANCELLED:
+                send_cancelled_signal(run)
 
     transaction.on_commit(after_commit)
 
@@ -125,28 +157,31 @@ def send_cancelled_signal(run: FunctionRun) -> None:
             )
 
 
-def _emit_terminal_events(
-    run: FunctionRun, status: RunStatus, now: datetime, output: Any, error: dict[str, Any] | None
-) -> None:
-    from django_inngest.events import send_system_event
+def _terminal_events(run: FunctionRun) -> list[dict[str, Any]]:
+    """``inngest/function.finished`` for every ended run, plus ``function.failed`` on failure;
+    none for runs that system events triggered ("don't recursively trigger finish handlers")."""
+    from django_inngest.events import system_event
 
-    ts = int(now.timestamp() * 1000)
+    if run.event.name in _NO_SYSTEM_EVENTS_FOR:
+        return []
+    assert run.ended_at is not None
+    status, ts = run.status, int(run.ended_at.timestamp() * 1000)
     finished = base_data(run)
     if status == RunStatus.COMPLETED:
-        finished["result"] = output
+        finished["result"] = run.output
     elif status == RunStatus.CANCELLED:
         finished["error"] = dict(CANCELLED_ERROR)
     else:
-        finished["error"] = error
+        finished["error"] = run.error
     if run.parent_run_id:
         finished["correlation_id"] = f"{run.parent_run_id}.{run.parent_step_id}"
     finished["_inngest"] = {"status": str(status)}
-    send_system_event(FINISHED_EVENT, finished, event_id=new_ulid(), ts_ms=ts)
+    events = [system_event(FINISHED_EVENT, finished, event_id=new_ulid(), ts_ms=ts)]
     if status == RunStatus.FAILED:
         # The run ID doubles as the event ID, so a repeat can never start on_failure twice.
-        send_system_event(
-            FAILED_EVENT, {"error": error, **base_data(run)}, event_id=run.run_id, ts_ms=ts
-        )
+        failed = {"error": run.error, **base_data(run)}
+        events.append(system_event(FAILED_EVENT, failed, event_id=run.run_id, ts_ms=ts))
+    return events
 
 
 def emit_cancelled_event(run: FunctionRun) -> bool:

@@ -30,9 +30,10 @@ def _residual(expression: str | None, trigger_payload: dict[str, Any]) -> str:
     return "" if residual == "true" else residual
 
 
-def create_cancel_listeners(
+def cancel_listeners(
     run: FunctionRun, function: Function, trigger_payload: dict[str, Any], now: datetime
-) -> None:
+) -> list[Listener]:
+    """The run's ``cancel_on`` rules as unsaved rows (the caller inserts a batch at once)."""
     rows = []
     for rule in function.cancel:
         residual = _residual(rule.expression, trigger_payload)
@@ -50,8 +51,7 @@ def create_cancel_listeners(
                 created_at=now,
             )
         )
-    if rows:
-        Listener.objects.bulk_create(rows)
+    return rows
 
 
 def create_wait_listener(

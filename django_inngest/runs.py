@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,32 +12,35 @@ from django.utils import timezone
 from django_inngest import listeners, triggers
 from django_inngest.function import Function
 from django_inngest.ids import new_ulid
-from django_inngest.models import Event, FunctionRun, RunStatus
+from django_inngest.models import Event, FunctionRun, Listener, RunStatus
 from django_inngest.registrations import ensure_registered
 
 
-def start_triggered_runs(event: Event, now: datetime) -> list[FunctionRun]:
-    """One Queued run per active function the event triggers, dispatched on commit."""
-    payload = event.as_payload()
-    created = [
-        create_run(function, event, now, payload=payload)
-        for function in triggers.functions_triggered_by(payload)
-    ]
+def start_triggered_runs(events: Sequence[Event], now: datetime) -> list[FunctionRun]:
+    """One Queued run per active function each event triggers, dispatched on commit.
+
+    A batch of events costs one INSERT for the runs, one for their cancel rules and one
+    dispatch for all of them, whatever its size.
+    """
+    created: list[FunctionRun] = []
+    rules: list[Listener] = []
+    for event in events:
+        payload = event.as_payload()
+        for function in triggers.functions_triggered_by(payload):
+            run = _new_run(function, event, now)
+            created.append(run)
+            rules += listeners.cancel_listeners(run, function, payload, now)
+    if created:
+        FunctionRun.objects.bulk_create(created)
+        if rules:
+            Listener.objects.bulk_create(rules)
+        dispatch_on_commit([run.run_id for run in created])
     return created
 
 
-def create_run(
-    function: Function,
-    event: Event,
-    now: datetime,
-    *,
-    payload: dict[str, Any] | None = None,
-    parent: FunctionRun | None = None,
-    parent_step_id: str = "",
-    original_run_id: str = "",
-) -> FunctionRun:
+def _new_run(function: Function, event: Event, now: datetime, **fields: Any) -> FunctionRun:
     ensure_registered(function)
-    run = FunctionRun.objects.create(
+    return FunctionRun(
         run_id=new_ulid(int(now.timestamp() * 1000)),
         function_id=function.id,
         event=event,
@@ -44,11 +48,32 @@ def create_run(
         ready_at=now,
         dispatched_at=now,
         created_at=now,
+        **fields,
+    )
+
+
+def create_run(
+    function: Function,
+    event: Event,
+    now: datetime,
+    *,
+    parent: FunctionRun | None = None,
+    parent_step_id: str = "",
+    original_run_id: str = "",
+) -> FunctionRun:
+    """One run (``step.invoke``, rerun), dispatched on commit."""
+    run = _new_run(
+        function,
+        event,
+        now,
         parent_run=parent,
         parent_step_id=parent_step_id,
         original_run_id=original_run_id,
     )
-    listeners.create_cancel_listeners(run, function, payload or event.as_payload(), now)
+    run.save(force_insert=True)
+    rules = listeners.cancel_listeners(run, function, event.as_payload(), now)
+    if rules:
+        Listener.objects.bulk_create(rules)
     dispatch_on_commit([run.run_id])
     return run
 

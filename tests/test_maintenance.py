@@ -112,12 +112,15 @@ def test_dispatch_failure_is_logged_and_the_poller_recovers(
     assert run.status == RunStatus.RUNNING and run.wait_kind == "sleep"
 
 
-def test_execute_run_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    def explode(run_id: str) -> str:
+def test_execute_runs_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(run_ids: list[str]) -> dict[str, str]:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("django_inngest.engine.advance", explode)
-    assert executor.execute_run("01JDJKGTGDVV4DTXHY6XYB7BKK") == "error"
+    monkeypatch.setattr("django_inngest.engine.advance_many", explode)
+    ids = ["01JDJKGTGDVV4DTXHY6XYB7BKK", "01JDJKGTGDVV4DTXHY6XYB7BKM"]
+    assert executor.execute_runs(ids) == dict.fromkeys(ids, "error")
+    # A task enqueued by an earlier version carries one ID under the old name.
+    assert executor.execute_run(ids[0]) == {ids[0]: "error"}
 
 
 def test_worker_start_syncs_registrations(isolated_registry: Any) -> None:

@@ -1,0 +1,88 @@
+"""Completed runs are ended in batches: one transaction writes many runs' ends.
+
+A run whose handler returned is complete in substance: its steps are committed, and the output
+is what a replay would return again. Writing its end can wait a few milliseconds for the
+worker's next runs, so that one transaction (one WAL flush, one insert of the
+``inngest/function.finished`` events, one listener lookup) ends them all.
+
+Each run keeps its lease until its end is written, and the write is conditional on that lease:
+a cancel that lands in between wins, and the completion is dropped, exactly as when the cancel
+lands during a step. A worker that dies before the write leaves runs with expired leases; they
+are recovered like any other, replay their memoized steps and complete again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from django_inngest.lifecycle import after_runs_ended, terminal_values
+from django_inngest.models import FunctionRun, RunStatus
+
+#: Write the pending ends once this many runs are waiting ...
+MAX_PENDING = 50
+#: ... or once the oldest has waited this long (checked between runs).
+MAX_WAIT_SECONDS = 0.05
+
+
+@dataclass
+class _Completed:
+    run: FunctionRun
+    owner: str
+    output: Any
+    ended_at: datetime
+    has_listeners: bool
+
+
+class Completions:
+    """The completed runs of one worker task whose end is not written yet."""
+
+    def __init__(self) -> None:
+        self._pending: list[_Completed] = []
+        self._since = 0.0
+
+    def add(self, run: FunctionRun, owner: str, output: Any, *, has_listeners: bool) -> None:
+        if not self._pending:
+            self._since = time.monotonic()
+        self._pending.append(_Completed(run, owner, output, timezone.now(), has_listeners))
+
+    def due(self) -> bool:
+        return bool(self._pending) and (
+            len(self._pending) >= MAX_PENDING or time.monotonic() - self._since >= MAX_WAIT_SECONDS
+        )
+
+    def flush(self) -> dict[str, str]:
+        """Write every pending end; returns ``abandoned`` for runs cancelled (or taken over)
+        since their handler returned, ``completed`` for the others."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return {}
+        outcomes: dict[str, str] = {}
+        with transaction.atomic():
+            ended: list[FunctionRun] = []
+            for done in pending:
+                values = terminal_values(
+                    done.run, RunStatus.COMPLETED, done.ended_at, output=done.output
+                )
+                # The lease check and the write are one statement: under the row lock, so a
+                # concurrent cancel either committed first (0 rows) or waits for us.
+                owned = FunctionRun.objects.filter(
+                    pk=done.run.run_id, status=RunStatus.RUNNING, lease_owner=done.owner
+                ).update(**values)
+                outcomes[done.run.run_id] = "completed" if owned else "abandoned"
+                if owned:
+                    ended.append(done.run)
+            after_runs_ended(
+                ended,
+                with_listeners=[
+                    d.run.run_id
+                    for d in pending
+                    if d.has_listeners and outcomes[d.run.run_id] == "completed"
+                ],
+            )
+        return outcomes
