@@ -13,6 +13,7 @@ are recovered like any other, replay their memoized steps and complete again.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from django_inngest.lifecycle import after_runs_ended, terminal_values
 from django_inngest.models import FunctionRun, RunStatus
+from django_inngest.statements import complete_runs_if_owner
 
 #: Write the pending ends once this many runs are waiting ...
 MAX_PENDING = 50
@@ -45,11 +47,13 @@ class Completions:
     def __init__(self) -> None:
         self._pending: list[_Completed] = []
         self._since = 0.0
+        self._lock = threading.Lock()  # the threads of one task share it
 
     def add(self, run: FunctionRun, owner: str, output: Any, *, has_listeners: bool) -> None:
-        if not self._pending:
-            self._since = time.monotonic()
-        self._pending.append(_Completed(run, owner, output, timezone.now(), has_listeners))
+        with self._lock:
+            if not self._pending:
+                self._since = time.monotonic()
+            self._pending.append(_Completed(run, owner, output, timezone.now(), has_listeners))
 
     def due(self) -> bool:
         return bool(self._pending) and (
@@ -59,30 +63,23 @@ class Completions:
     def flush(self) -> dict[str, str]:
         """Write every pending end; returns ``abandoned`` for runs cancelled (or taken over)
         since their handler returned, ``completed`` for the others."""
-        pending, self._pending = self._pending, []
+        with self._lock:
+            pending, self._pending = self._pending, []
         if not pending:
             return {}
-        outcomes: dict[str, str] = {}
         with transaction.atomic():
-            ended: list[FunctionRun] = []
-            for done in pending:
-                values = terminal_values(
-                    done.run, RunStatus.COMPLETED, done.ended_at, output=done.output
-                )
-                # The lease check and the write are one statement: under the row lock, so a
-                # concurrent cancel either committed first (0 rows) or waits for us.
-                owned = FunctionRun.objects.filter(
-                    pk=done.run.run_id, status=RunStatus.RUNNING, lease_owner=done.owner
-                ).update(**values)
-                outcomes[done.run.run_id] = "completed" if owned else "abandoned"
-                if owned:
-                    ended.append(done.run)
-            after_runs_ended(
-                ended,
-                with_listeners=[
-                    d.run.run_id
-                    for d in pending
-                    if d.has_listeners and outcomes[d.run.run_id] == "completed"
-                ],
+            # The lease check and the write are one statement: under the row locks, so a
+            # concurrent cancel either committed first (its run is not written) or waits.
+            written = complete_runs_if_owner(
+                [(d.run.run_id, d.owner, d.ended_at, d.output) for d in pending]
             )
+            ended = [d for d in pending if d.run.run_id in written]
+            for done in ended:
+                terminal_values(done.run, RunStatus.COMPLETED, done.ended_at, output=done.output)
+            after_runs_ended(
+                [d.run for d in ended],
+                with_listeners=[d.run.run_id for d in ended if d.has_listeners],
+            )
+        outcomes = {d.run.run_id: "abandoned" for d in pending}
+        outcomes.update(dict.fromkeys(written, "completed"))
         return outcomes

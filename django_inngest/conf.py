@@ -72,6 +72,12 @@ SETTINGS: dict[str, Setting] = {
         (int,),
         "Most runs one worker task advances, among runs started by one transaction.",
     ),
+    "THREADS_PER_WORKER": Setting(
+        4,
+        (int,),
+        "Runs one worker process advances at once, each on its own thread and database "
+        "connection (PostgreSQL; SQLite advances one at a time).",
+    ),
     "RETRY_BACKOFF_SECONDS": Setting(
         2.0, (int, float), "First retry delay; doubles per attempt, with jitter."
     ),

@@ -27,6 +27,7 @@ from django_inngest.lifecycle import error_dict, finish_run
 from django_inngest.models import FunctionRun, RunStatus, StepKind, StepStatus, WaitKind
 from django_inngest.registry import registry
 from django_inngest.steps import Abandon, Group, Step, Suspend, check_output
+from django_inngest.worker_pool import run_each, threads_for
 
 logger = logging.getLogger(__name__)
 
@@ -37,39 +38,45 @@ def advance(run_id: str) -> str:
 
 
 def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
-    """Advance several runs, one after another, in this worker; returns each one's outcome.
+    """Advance several runs in this worker; returns each one's outcome.
 
     The runs never claimed before are claimed together up front (the usual case: a batch of
-    events started them), and their leases kept while they wait their turn. Completed runs are
-    ended in batches (see ``completions``). One run's unexpected error does not stop the others.
+    events started them), and their leases kept while they wait their turn. Up to
+    ``THREADS_PER_WORKER`` runs advance at once (see ``worker_pool``). Completed runs are ended
+    in batches (see ``completions``). One run's unexpected error does not stop the others.
     """
     owner = uuid.uuid4().hex
+    ids = list(dict.fromkeys(run_ids))
     outcomes: dict[str, str] = {}
     completions = Completions()
-    new = claim_new(run_ids, owner)
+    new = claim_new(ids, owner)
+
+    def advance_one(run_id: str) -> None:
+        try:
+            claimed = (
+                Claim(new[run_id], recovered=False, first=True)
+                if run_id in new
+                else claim_again(run_id, owner)
+            )
+            outcomes[run_id] = (
+                "skipped" if claimed is None else _advance(claimed, owner, completions)
+            )
+        except Exception:
+            logger.exception("Unexpected error advancing run_id=%s; it will be retried", run_id)
+            outcomes[run_id] = "error"
+        if completions.due():
+            outcomes.update(completions.flush())
+
     with ExitStack() as held:
         for run_id in new:
             held.enter_context(lease_keeper.watch(run_id, owner))
         try:
-            for run_id in run_ids:
-                if run_id in outcomes:
-                    continue
-                try:
-                    claimed = (
-                        Claim(new[run_id], recovered=False, first=True)
-                        if run_id in new
-                        else claim_again(run_id, owner)
-                    )
-                    outcomes[run_id] = (
-                        "skipped" if claimed is None else _advance(claimed, owner, completions)
-                    )
-                except Exception:
-                    logger.exception(
-                        "Unexpected error advancing run_id=%s; it will be retried", run_id
-                    )
-                    outcomes[run_id] = "error"
-                if completions.due():
-                    outcomes.update(completions.flush())
+            threads = threads_for(len(ids))
+            if threads == 1:
+                for run_id in ids:
+                    advance_one(run_id)
+            else:
+                run_each(ids, advance_one, threads)
         finally:
             outcomes.update(completions.flush())
     return outcomes

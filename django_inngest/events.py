@@ -21,6 +21,7 @@ from django_inngest.conf import settings
 from django_inngest.exceptions import EventValidationError
 from django_inngest.ids import new_ulid, seeded_ulid
 from django_inngest.models import DedupeKey, Event
+from django_inngest.statements import insert_rows
 
 INTERNAL_PREFIX = "inngest/"
 MAX_NAME_LENGTH = 255
@@ -37,9 +38,19 @@ def is_internal_name(name: str) -> bool:
 
 
 def validate_event(
-    payload: Any, *, received_ms: int, position: int | None = None, allow_internal: bool = False
+    payload: Any,
+    *,
+    received_ms: int,
+    position: int | None = None,
+    allow_internal: bool = False,
+    system: bool = False,
 ) -> dict[str, Any]:
-    """Check one event's fields and return them normalised; raises EventValidationError naming the field."""
+    """Check one event's fields and return them normalised; raises EventValidationError naming the field.
+
+    ``system`` marks the engine's own ``inngest/function.*`` events, which carry an accepted
+    trigger and a step-size output: they are not held to ``MAX_EVENT_BYTES`` (a run must not
+    be unable to end because its output is large).
+    """
     where = f"event {position}: " if position is not None else ""
 
     def fail(message: str) -> EventValidationError:
@@ -57,7 +68,7 @@ def validate_event(
     if _ESCAPED_NUL.search(encoded):
         # PostgreSQL's jsonb cannot store NUL; refuse it for every database alike.
         raise fail(_UNSTORABLE)
-    if size > settings.MAX_EVENT_BYTES:
+    if size > settings.MAX_EVENT_BYTES and not system:
         raise fail(f"event is {size} bytes, over the limit of {settings.MAX_EVENT_BYTES} bytes")
     name = payload.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -112,6 +123,7 @@ def send_events(
     now: datetime | None = None,
     id_seed: tuple[int, bytes] | None = None,
     dedupe: bool = True,
+    system: bool = False,
 ) -> list[str]:
     """Validate (all or nothing), store and dispatch events; returns internal IDs in order.
 
@@ -127,7 +139,8 @@ def send_events(
             p,
             received_ms=received_ms,
             position=i if len(payloads) > 1 else None,
-            allow_internal=allow_internal,
+            allow_internal=allow_internal or system,
+            system=system,
         )
         for i, p in enumerate(payloads)
     ]
@@ -170,7 +183,7 @@ def store_events(
     for event in fresh if dedupe else ():
         if event.external_id:
             event.is_duplicate = not _claim_dedupe_key(event, now)
-    Event.objects.bulk_create(fresh)
+    insert_rows(fresh)
     return events
 
 
@@ -197,7 +210,7 @@ def _claim_dedupe_key(event: Event, now: datetime) -> bool:
 def system_event(
     name: str, data: dict[str, Any], *, event_id: str, ts_ms: int | None = None
 ) -> dict[str, Any]:
-    """An ``inngest/...`` event's payload, for ``send_events(..., allow_internal=True)``."""
+    """An ``inngest/...`` event's payload, for ``send_events(..., system=True)``."""
     return {
         "name": name,
         "data": data,
@@ -220,4 +233,4 @@ def send_system_event(
     the ``inngest/`` prefix keeps senders from reusing these IDs.
     """
     payload = system_event(name, data, event_id=event_id, ts_ms=ts_ms)
-    return send_events([payload], allow_internal=True, dedupe=False)[0]
+    return send_events([payload], system=True, dedupe=False)[0]

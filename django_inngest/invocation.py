@@ -12,11 +12,11 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -36,6 +36,7 @@ from django_inngest.models import (
     StepStatus,
     WaitKind,
 )
+from django_inngest.statements import insert_step_if_owner
 from django_inngest.steps import Abandon, PlannedStep, Suspend, check_output
 
 logger = logging.getLogger(__name__)
@@ -416,33 +417,10 @@ def save_step_if_owner(step: StepRun, owner: str) -> bool:
     (or a lease takeover) committed before it makes it write nothing and return False. A cancel
     still in flight is ordered after it; the next commit or the run's end then sees it.
     """
+    if step.pk is None:
+        return insert_step_if_owner(step, owner)
+    # A retried step, or a long one the keeper recorded as Running: its row exists.
     owned = {"run__status": RunStatus.RUNNING, "run__lease_owner": owner}
     fields = [f for f in StepRun._meta.concrete_fields if not f.primary_key]
-    if step.pk is not None:  # a retried step, or a long one the keeper recorded as Running
-        values = {f.attname: getattr(step, f.attname) for f in fields if f.attname != "run_id"}
-        return bool(StepRun.objects.filter(pk=step.pk, **owned).update(**values))
-    quote = connection.ops.quote_name
-    run_table = FunctionRun._meta
-    columns = ", ".join(quote(f.column) for f in fields)
-    returning = " RETURNING id" if connection.features.can_return_columns_from_insert else ""
-    sql = (
-        f"INSERT INTO {quote(StepRun._meta.db_table)} ({columns}) "
-        f"SELECT {', '.join(['%s'] * len(fields))} WHERE EXISTS ("
-        f"SELECT 1 FROM {quote(run_table.db_table)} WHERE {quote(run_table.pk.column)} = %s "
-        f"AND {quote('status')} = %s AND {quote('lease_owner')} = %s){returning}"
-    )
-    params = [f.get_db_prep_save(getattr(step, f.attname), connection) for f in fields]
-    params += [step.run_id, str(RunStatus.RUNNING), owner]
-    # In autocommit (a worker) the statement is its own transaction; inside a caller's
-    # transaction a savepoint keeps a conflict from aborting it.
-    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    try:
-        with guard, connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone() if returning else None
-            written = cursor.rowcount == 1 or row is not None
-    except IntegrityError:
-        return False  # a worker that took over the run wrote this step first
-    if row is not None:
-        step.pk = row[0]
-    return written
+    values = {f.attname: getattr(step, f.attname) for f in fields if f.attname != "run_id"}
+    return bool(StepRun.objects.filter(pk=step.pk, **owned).update(**values))

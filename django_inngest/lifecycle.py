@@ -125,7 +125,7 @@ def after_runs_ended(runs: list[FunctionRun], *, with_listeners: list[str]) -> N
         Listener.objects.filter(run_id__in=with_listeners).delete()
     payloads = [p for run in runs for p in _terminal_events(run)]
     if payloads:
-        send_events(payloads, allow_internal=True, dedupe=False)
+        send_events(payloads, system=True, dedupe=False)
     for run in runs:
         if run.parent_run_id:
             waits.resolve_invoke(

@@ -14,6 +14,7 @@ from django_inngest.function import Function
 from django_inngest.ids import new_ulid
 from django_inngest.models import Event, FunctionRun, Listener, RunStatus
 from django_inngest.registrations import ensure_registered
+from django_inngest.statements import insert_rows
 
 
 def start_triggered_runs(events: Sequence[Event], now: datetime) -> list[FunctionRun]:
@@ -31,9 +32,8 @@ def start_triggered_runs(events: Sequence[Event], now: datetime) -> list[Functio
             created.append(run)
             rules += listeners.cancel_listeners(run, function, payload, now)
     if created:
-        FunctionRun.objects.bulk_create(created)
-        if rules:
-            Listener.objects.bulk_create(rules)
+        insert_rows(created)
+        insert_rows(rules)
         dispatch_on_commit([run.run_id for run in created])
     return created
 
