@@ -13,23 +13,28 @@ are recovered like any other, replay their memoized steps and complete again.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from django_inngest.lifecycle import after_runs_ended, terminal_values
 from django_inngest.models import FunctionRun, RunStatus
 from django_inngest.statements import complete_runs_if_owner
 
+logger = logging.getLogger(__name__)
+
 #: Write the pending ends once this many runs are waiting ...
 MAX_PENDING = 50
-#: ... or once the oldest has waited this long (checked between runs).
+#: ... or once the oldest has waited this long (checked between runs) ...
 MAX_WAIT_SECONDS = 0.05
+#: ... and, should the worker be busy in a long run, from a timer thread after this long.
+LATE_FLUSH_SECONDS = 0.1
 
 
 @dataclass
@@ -42,17 +47,28 @@ class _Completed:
 
 
 class Completions:
-    """The completed runs of one worker task whose end is not written yet."""
+    """The completed runs of one worker task whose end is not written yet.
+
+    The task's threads add to it and flush it between runs; a timer flushes what a long run
+    would otherwise hold back. ``outcomes`` collects what each flush found.
+    """
 
     def __init__(self) -> None:
         self._pending: list[_Completed] = []
         self._since = 0.0
-        self._lock = threading.Lock()  # the threads of one task share it
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self.outcomes: dict[str, str] = {}
 
     def add(self, run: FunctionRun, owner: str, output: Any, *, has_listeners: bool) -> None:
         with self._lock:
             if not self._pending:
                 self._since = time.monotonic()
+                # Not inside a transaction: another connection could not see its rows.
+                if not connection.in_atomic_block:
+                    self._timer = threading.Timer(LATE_FLUSH_SECONDS, self._flush_late)
+                    self._timer.daemon = True
+                    self._timer.start()
             self._pending.append(_Completed(run, owner, output, timezone.now(), has_listeners))
 
     def due(self) -> bool:
@@ -60,13 +76,41 @@ class Completions:
             len(self._pending) >= MAX_PENDING or time.monotonic() - self._since >= MAX_WAIT_SECONDS
         )
 
-    def flush(self) -> dict[str, str]:
-        """Write every pending end; returns ``abandoned`` for runs cancelled (or taken over)
-        since their handler returned, ``completed`` for the others."""
+    def flush(self) -> None:
+        """Write every pending end. ``outcomes`` then says ``completed``, or ``abandoned`` for
+        a run cancelled (or taken over) since its handler returned."""
         with self._lock:
             pending, self._pending = self._pending, []
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         if not pending:
-            return {}
+            return
+        try:
+            self._write(pending)
+            return
+        except Exception:
+            logger.exception("Could not end run_ids=%s", [d.run.run_id for d in pending])
+        # One bad run must not keep the others from ending: try them one by one. A run that
+        # still fails keeps its lease until it expires; it is then recovered, replayed and
+        # ended again.
+        for done in pending if len(pending) > 1 else ():
+            try:
+                self._write([done])
+                continue
+            except Exception:
+                logger.exception("Could not end run_id=%s", done.run.run_id)
+            self.outcomes[done.run.run_id] = "error"
+        if len(pending) == 1:
+            self.outcomes[pending[0].run.run_id] = "error"
+
+    def _flush_late(self) -> None:
+        try:
+            self.flush()
+        finally:
+            connection.close()  # this timer thread's own connection, if it opened one
+
+    def _write(self, pending: list[_Completed]) -> None:
         with transaction.atomic():
             # The lease check and the write are one statement: under the row locks, so a
             # concurrent cancel either committed first (its run is not written) or waits.
@@ -80,6 +124,7 @@ class Completions:
                 [d.run for d in ended],
                 with_listeners=[d.run.run_id for d in ended if d.has_listeners],
             )
-        outcomes = {d.run.run_id: "abandoned" for d in pending}
-        outcomes.update(dict.fromkeys(written, "completed"))
-        return outcomes
+        for done in pending:
+            self.outcomes[done.run.run_id] = (
+                "completed" if done.run.run_id in written else "abandoned"
+            )

@@ -65,7 +65,7 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
             logger.exception("Unexpected error advancing run_id=%s; it will be retried", run_id)
             outcomes[run_id] = "error"
         if completions.due():
-            outcomes.update(completions.flush())
+            completions.flush()
 
     with ExitStack() as held:
         for run_id in new:
@@ -78,7 +78,8 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
             else:
                 run_each(ids, advance_one, threads)
         finally:
-            outcomes.update(completions.flush())
+            completions.flush()
+    outcomes.update(completions.outcomes)
     return outcomes
 
 

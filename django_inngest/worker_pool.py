@@ -3,17 +3,18 @@
 A step's commit waits for the database to flush its write-ahead log; most of a short step's
 time is that wait. Advancing a few runs at once overlaps those waits, as Inngest's executor
 overlaps its calls to an SDK. Each thread has its own database connection; connections follow
-``CONN_MAX_AGE`` exactly as django-q2's own workers do (checked before and after each batch).
+``CONN_MAX_AGE`` exactly as django-q2's own workers do (checked before and after each batch),
+and ``shutdown()`` closes them.
 
-The pool is created lazily in the process that uses it, and recreated after a fork.
+The pool is created lazily in the process that uses it, and again after a fork.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 from django.db import close_old_connections, connection
@@ -21,9 +22,7 @@ from django.db import close_old_connections, connection
 from django_inngest.conf import settings
 
 T = TypeVar("T")
-
-_lock = threading.Lock()
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None
+_Job = Callable[[], None]
 
 
 def threads_for(count: int) -> int:
@@ -38,34 +37,87 @@ def threads_for(count: int) -> int:
     return min(count, wanted)
 
 
-def _executor(size: int) -> ThreadPoolExecutor:
+class _Pool:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def grow(self, size: int) -> None:
+        while len(self.threads) < size:
+            thread = threading.Thread(
+                target=self._loop, name=f"inngest-run-{len(self.threads)}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:  # shutdown: one sentinel per thread
+                connection.close()
+                return
+            job()
+
+    def shutdown(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+        self.threads = []
+
+
+_lock = threading.Lock()
+_pool: _Pool | None = None
+
+
+def _pool_of(size: int) -> _Pool:
     global _pool
     with _lock:
-        if _pool is None or _pool[0] != os.getpid() or _pool[1] != size:
-            # A fork copies the object but not its threads; a new size needs a new pool.
-            _pool = (os.getpid(), size, ThreadPoolExecutor(size, "inngest-run"))
-        return _pool[2]
+        if _pool is None or _pool.pid != os.getpid():
+            _pool = _Pool()  # a fork copies the object, not its threads
+        _pool.grow(size)
+        return _pool
 
 
 def run_each(items: Iterable[T], work: Callable[[T], None], threads: int) -> None:
     """Call ``work`` on every item, on up to ``threads`` pool threads; returns when all are
-    done. ``work`` must not raise (an escaping error is re-raised here after the others end)."""
+    done. ``work`` should not raise; an error that escapes is re-raised here afterwards."""
     pending = iter(list(items))
     take = threading.Lock()
+    finished = threading.Semaphore(0)
+    errors: list[BaseException] = []
 
     def drain() -> None:
-        close_old_connections()
         try:
+            close_old_connections()
             while True:
                 with take:
                     item = next(pending, None)
                 if item is None:
                     return
                 work(item)
+        except BaseException as exc:
+            errors.append(exc)
         finally:
-            close_old_connections()
+            try:
+                close_old_connections()
+            finally:
+                finished.release()
 
-    futures = [_executor(threads).submit(drain) for _ in range(threads)]
-    wait(futures)
-    for future in futures:
-        future.result()
+    pool = _pool_of(threads)
+    for _ in range(threads):
+        pool.jobs.put(drain)
+    for _ in range(threads):
+        finished.acquire()
+    if errors:
+        raise errors[0]
+
+
+def shutdown() -> None:
+    """Stop the pool's threads and close their connections (tests; a process exiting)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None and pool.pid == os.getpid():
+        pool.shutdown()

@@ -33,3 +33,13 @@ def inngest(isolated_registry: FunctionRegistry) -> Inngest:
 def _fast_retries(settings: pytest.FixtureRequest) -> None:
     settings.DJANGO_INNGEST_RETRY_BACKOFF_SECONDS = 0.01  # type: ignore[attr-defined]
     settings.DJANGO_INNGEST_RETRY_BACKOFF_MAX_SECONDS = 0.05  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _close_worker_pool() -> Iterator[None]:
+    # The worker pool's threads keep persistent connections (CONN_MAX_AGE on PostgreSQL);
+    # close them so the test database can be flushed and dropped.
+    yield
+    from django_inngest import worker_pool
+
+    worker_pool.shutdown()
