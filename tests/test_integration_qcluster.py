@@ -9,6 +9,7 @@ import os
 import signal
 import statistics
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -115,6 +116,79 @@ def test_kill_9_of_the_worker_mid_step_resumes_after_the_lease(
     step3 = StepRun.objects.get(run=run, step_id="step-3")
     assert step3.attempts == 2
     assert step3.attempt_log[0]["error"]["name"] == "WorkerLostError"
+
+
+def send_batch(event_name: str, count: int, **data: Any) -> list[FunctionRun]:
+    """``count`` events in one send: their runs are dispatched together, several per task."""
+    ids = inngest_client.send_sync(
+        [Event(name=event_name, data={"n": i, **data}) for i in range(count)]
+    )
+    return list(FunctionRun.objects.filter(event_id__in=ids))
+
+
+def wait_all_completed(runs: list[FunctionRun], timeout: float) -> None:
+    ids = [run.run_id for run in runs]
+    wait_until(
+        lambda: (
+            FunctionRun.objects.filter(pk__in=ids, status=RunStatus.COMPLETED).count() == len(ids)
+        ),
+        timeout,
+        f"{len(ids)} runs to complete",
+    )
+
+
+def finished_events_per_run() -> Counter[str]:
+    return Counter(
+        StoredEvent.objects.filter(name="inngest/function.finished").values_list(
+            "data__run_id", flat=True
+        )
+    )
+
+
+def test_a_batch_from_one_send_runs_each_step_once(cluster: QCluster, markers: Path) -> None:
+    runs = send_batch("testapp/five", 40)
+    assert len(runs) == 40
+    wait_all_completed(runs, 60)
+    for run in runs:
+        assert executions(markers, run.run_id) == {f"step-{i}": 1 for i in range(1, 6)}
+    outputs = FunctionRun.objects.filter(pk__in=[r.run_id for r in runs]).values_list(
+        "output", flat=True
+    )
+    assert all(output == [1, 2, 3, 4, 5] for output in outputs)
+    assert finished_events_per_run() == {run.run_id: 1 for run in runs}
+
+
+def test_kill_9_of_a_worker_holding_a_batch(cluster: QCluster, markers: Path) -> None:
+    """The killed worker held several runs: those in a step, and (one at a time on SQLite)
+    those claimed with them and waiting their turn. Every one completes after its lease;
+    steps committed before the kill never run again."""
+    runs = send_batch("testapp/five", 6, slow=8)
+    ids = {run.run_id for run in runs}
+
+    def in_step_3() -> list[str]:
+        return [
+            line.split()[2]
+            for line in markers.read_text().splitlines()
+            if line.split()[0] in ids and line.split()[1] == "step-3"
+        ]
+
+    pids = wait_until(in_step_3, 30, "a run to reach step 3")
+    time.sleep(0.5)  # steps 1 and 2 are instant: every run this worker started is in step 3
+    os.kill(int(pids[0]), signal.SIGKILL)
+    StoredEvent.objects.filter(pk__in=[run.event_id for run in runs]).update(data={"slow": 0})
+    wait_all_completed(runs, 60)
+    cut_off = {
+        line.split()[0]
+        for line in markers.read_text().splitlines()
+        if line.split()[1:] == ["step-3", pids[0]]
+    }
+    assert cut_off
+    for run in runs:
+        counts = executions(markers, run.run_id)
+        assert counts["step-1"] == counts["step-2"] == 1, counts  # committed: never again
+        assert counts["step-4"] == counts["step-5"] == 1, counts
+        assert counts["step-3"] == (2 if run.run_id in cut_off else 1), counts
+    assert finished_events_per_run() == {run.run_id: 1 for run in runs}
 
 
 def kill_the_cluster_in_step_3_then_restart(
