@@ -14,7 +14,8 @@ from django_inngest.exceptions import ExpressionError
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001: a DJANGO_INNGEST_* setting has the wrong type. E002: event keys are not strings."""
+    """E001: a DJANGO_INNGEST_* setting has the wrong type. E002: event keys are not strings.
+    E003: a numeric setting is out of range."""
     messages: list[CheckMessage] = []
     for name, setting in SETTINGS.items():
         value = getattr(inngest_settings, name)
@@ -29,6 +30,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     f"{PREFIX}{name} must be {allowed}, not {type(value).__name__}.",
                     hint=setting.doc,
                     id="django_inngest.E001",
+                )
+            )
+            continue
+        problem = setting.out_of_range(value)
+        if problem:
+            messages.append(
+                Error(
+                    f"{PREFIX}{name} {problem}, not {value!r}.",
+                    hint=setting.doc,
+                    id="django_inngest.E003",
                 )
             )
     keys = inngest_settings.EVENT_KEYS

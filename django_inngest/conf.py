@@ -16,11 +16,27 @@ PREFIX = "DJANGO_INNGEST_"
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting: its default and the Python types a value may have."""
+    """One setting: its default, the Python types a value may have and, for numbers, the
+    smallest value that makes sense (``above`` excludes it: durations must be positive)."""
 
     default: Any
     types: tuple[type, ...]
     doc: str
+    minimum: float | None = None
+    above: bool = False
+    maximum: float | None = None
+
+    def out_of_range(self, value: Any) -> str | None:
+        """Why a well-typed number is not allowed, or None."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if self.minimum is not None and self.above and value <= self.minimum:
+            return f"must be greater than {self.minimum:g}"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be at least {self.minimum:g}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be at most {self.maximum:g}"
+        return None
 
 
 SETTINGS: dict[str, Setting] = {
@@ -40,50 +56,71 @@ SETTINGS: dict[str, Setting] = {
         "Signing key accepted as 'Authorization: Bearer' on the REST API (raw or hashed).",
     ),
     "MAX_EVENT_BYTES": Setting(
-        512 * 1024, (int,), "Largest accepted event, in bytes (Inngest OSS: 512 KiB)."
+        512 * 1024, (int,), "Largest accepted event, in bytes (Inngest OSS: 512 KiB).", minimum=1
     ),
     "MAX_EVENTS_PER_REQUEST": Setting(
-        5000, (int,), "Largest JSON array accepted by the event API."
+        5000, (int,), "Largest JSON array accepted by the event API.", minimum=1
     ),
     "MAX_STEP_OUTPUT_BYTES": Setting(
-        4 * 1024 * 1024, (int,), "Largest step output, in bytes (Inngest: 4 MB)."
+        4 * 1024 * 1024, (int,), "Largest step output, in bytes (Inngest: 4 MB).", minimum=1
     ),
     "DEFAULT_RETRIES": Setting(
-        4, (int,), "Retries per step when a function does not set `retries`."
+        4,
+        (int,),
+        "Retries per step when a function does not set `retries`.",
+        minimum=0,
+        maximum=20,  # Inngest's maximum, as for `retries`
     ),
     "LEASE_SECONDS": Setting(
-        30.0, (int, float), "How long a worker's claim on a run lasts without a heartbeat."
+        30.0,
+        (int, float),
+        "How long a worker's claim on a run lasts without a heartbeat.",
+        minimum=0,
+        above=True,
     ),
     "REDISPATCH_AFTER_SECONDS": Setting(
-        30.0, (int, float), "A ready run not claimed this long after dispatch is dispatched again."
+        30.0,
+        (int, float),
+        "A ready run not claimed this long after dispatch is dispatched again.",
+        minimum=0,
+        above=True,
     ),
     "TIMER_POLL_SECONDS": Setting(
         0.25,
         (int, float),
         "How often each worker looks for due sleeps, timeouts, retries and lost runs.",
+        minimum=0,
+        above=True,
     ),
     "INVOCATION_BUDGET_SECONDS": Setting(
         5.0,
         (int, float),
         "How long one worker task keeps advancing a run before yielding the worker.",
+        minimum=0,
+        above=True,
     ),
     "DISPATCH_BATCH_SIZE": Setting(
         25,
         (int,),
         "Most runs one worker task advances, among runs started by one transaction.",
+        minimum=1,
     ),
     "THREADS_PER_WORKER": Setting(
         4,
         (int,),
         "Runs one worker process advances at once, each on its own thread and database "
         "connection (PostgreSQL; SQLite advances one at a time).",
+        minimum=1,
     ),
     "RETRY_BACKOFF_SECONDS": Setting(
-        2.0, (int, float), "First retry delay; doubles per attempt, with jitter."
+        2.0, (int, float), "First retry delay; doubles per attempt, with jitter.", minimum=0
     ),
-    "RETRY_BACKOFF_MAX_SECONDS": Setting(600.0, (int, float), "Longest retry delay."),
+    "RETRY_BACKOFF_MAX_SECONDS": Setting(600.0, (int, float), "Longest retry delay.", minimum=0),
     "DEDUPE_WINDOW_SECONDS": Setting(
-        24 * 3600, (int,), "A repeated sender event id within this window starts no function."
+        24 * 3600,
+        (int,),
+        "A repeated sender event id within this window starts no function.",
+        minimum=0,
     ),
     "Q_CLUSTER_NAME": Setting(
         None,

@@ -100,6 +100,41 @@ def test_e002_event_keys_must_be_strings(settings: Any, keys: list[Any]) -> None
     assert "django_inngest.E001" not in ids()
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("THREADS_PER_WORKER", 0, "must be at least 1"),
+        ("DISPATCH_BATCH_SIZE", -5, "must be at least 1"),
+        ("LEASE_SECONDS", 0, "must be greater than 0"),
+        ("TIMER_POLL_SECONDS", -0.5, "must be greater than 0"),
+        ("DEFAULT_RETRIES", 21, "must be at most 20"),
+        ("MAX_EVENT_BYTES", 0, "must be at least 1"),
+    ],
+)
+def test_e003_numeric_setting_out_of_range(
+    settings: Any, name: str, value: Any, problem: str
+) -> None:
+    setattr(settings, f"DJANGO_INNGEST_{name}", value)
+    error = only("django_inngest.E003")
+    assert f"DJANGO_INNGEST_{name} {problem}, not {value!r}." == error.msg
+    assert error.hint
+    assert "django_inngest.E001" not in ids()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("THREADS_PER_WORKER", 1),
+        ("DEFAULT_RETRIES", 0),
+        ("DEFAULT_RETRIES", 20),
+        ("LEASE_SECONDS", 0.5),
+    ],
+)
+def test_e003_accepts_the_bounds(settings: Any, name: str, value: Any) -> None:
+    setattr(settings, f"DJANGO_INNGEST_{name}", value)
+    assert check_settings() == []
+
+
 # -- E010, W001: integration -----------------------------------------------------------------
 
 
