@@ -53,7 +53,8 @@ class Completions:
     would otherwise hold back. ``outcomes`` collects what each flush found.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, late_flush: bool = True) -> None:
+        self._late_flush = late_flush  # pointless when no other run follows
         self._pending: list[_Completed] = []
         self._since = 0.0
         self._lock = threading.Lock()
@@ -65,7 +66,7 @@ class Completions:
             if not self._pending:
                 self._since = time.monotonic()
                 # Not inside a transaction: another connection could not see its rows.
-                if not connection.in_atomic_block:
+                if self._late_flush and not connection.in_atomic_block:
                     self._timer = threading.Timer(LATE_FLUSH_SECONDS, self._flush_late)
                     self._timer.daemon = True
                     self._timer.start()

@@ -7,6 +7,8 @@ No django-q2 here: ``executor`` calls ``advance(run_id)`` from a worker task.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -22,7 +24,7 @@ from django_inngest.context import Context, FunctionLogger
 from django_inngest.definitions import Event as EventValue
 from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
 from django_inngest.invocation import WORKER_LOST, Invocation, backoff_seconds
-from django_inngest.leases import Claim, claim_again, claim_new, lease_keeper
+from django_inngest.leases import Claim, claim_again, claim_new, lease_keeper, release
 from django_inngest.lifecycle import error_dict, finish_run
 from django_inngest.models import FunctionRun, RunStatus, StepKind, StepStatus, WaitKind
 from django_inngest.registry import registry
@@ -44,14 +46,27 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
     events started them), and their leases kept while they wait their turn. Up to
     ``THREADS_PER_WORKER`` runs advance at once (see ``worker_pool``). Completed runs are ended
     in batches (see ``completions``). One run's unexpected error does not stop the others.
+
+    A task starts no new run once it has used ``INVOCATION_BUDGET_SECONDS`` (but always starts
+    one): the runs not started are handed back (``deferred``) and dispatched again, so that a
+    batch of long runs never outlives django-q2's task ``timeout``.
     """
     owner = uuid.uuid4().hex
     ids = list(dict.fromkeys(run_ids))
+    deadline = time.monotonic() + float(settings.INVOCATION_BUDGET_SECONDS)
     outcomes: dict[str, str] = {}
-    completions = Completions()
+    completions = Completions(late_flush=len(ids) > 1)
     new = claim_new(ids, owner)
 
+    started = threading.Semaphore(0)  # released once per run started: "has any started?"
+
     def advance_one(run_id: str) -> None:
+        # Past the budget, start nothing new; but every task starts at least one run.
+        if time.monotonic() > deadline and started.acquire(blocking=False):
+            started.release()
+            outcomes[run_id] = "deferred"
+            return
+        started.release()
         try:
             claimed = (
                 Claim(new[run_id], recovered=False, first=True)
@@ -79,6 +94,9 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
                 run_each(ids, advance_one, threads)
         finally:
             completions.flush()
+            deferred = [run_id for run_id, outcome in outcomes.items() if outcome == "deferred"]
+            if deferred:
+                release(deferred, owner)
     outcomes.update(completions.outcomes)
     return outcomes
 

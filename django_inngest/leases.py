@@ -156,6 +156,28 @@ def claim_new(run_ids: Sequence[str], owner: str) -> dict[str, FunctionRun]:
     return {run.run_id: run for run in _loaded().filter(pk__in=run_ids, lease_owner=owner)}
 
 
+def release(run_ids: Sequence[str], owner: str) -> None:
+    """Hand back runs a task claimed but did not start, and dispatch them again at once.
+
+    Only runs still held by ``owner`` and never started under it go back to Queued; a run not
+    claimed by this task is simply dispatched again (its claim decides, as always).
+    """
+    from django_inngest.runs import dispatch_on_commit
+
+    now = timezone.now()
+    with transaction.atomic():
+        FunctionRun.objects.filter(
+            pk__in=run_ids, status=RunStatus.RUNNING, lease_owner=owner, steps__isnull=True
+        ).update(
+            status=RunStatus.QUEUED,
+            lease_owner="",
+            lease_expires_at=None,
+            started_at=None,
+            dispatched_at=now,
+        )
+        dispatch_on_commit(list(run_ids))
+
+
 def claim(run_id: str, owner: str) -> Claim | None:
     """Take the run's lease if it is ready and free; None if it is not (a duplicate task).
 

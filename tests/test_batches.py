@@ -300,6 +300,32 @@ def test_a_run_that_cannot_end_does_not_keep_the_others_from_ending(
     assert sorted(e.data["run_id"] for e in finished) == sorted([ids[0], ids[2]])
 
 
+def test_a_batch_hands_back_the_runs_it_has_no_time_for(
+    inngest: Inngest, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """After INVOCATION_BUDGET_SECONDS a task starts no new run: the rest go back to Queued and
+    are dispatched again, so a batch of long runs never outlives django-q2's timeout."""
+    settings.DJANGO_INNGEST_THREADS_PER_WORKER = 1
+    settings.DJANGO_INNGEST_INVOCATION_BUDGET_SECONDS = 0.2
+
+    @inngest.create_function(fn_id="long", trigger=TriggerEvent(event="b/long"))
+    def long(ctx: Context) -> None:
+        ctx.step.run("s", lambda: threading.Event().wait(0.3))
+
+    ids = queued_runs(inngest, "b/long", 3, monkeypatch)
+    dispatched: list[str] = []
+    monkeypatch.setattr("django_inngest.executor.dispatch", dispatched.extend)
+    outcomes = engine.advance_many(ids)
+    assert outcomes == {ids[0]: "completed", ids[1]: "deferred", ids[2]: "deferred"}
+    assert dispatched == ids[1:]
+    for run in FunctionRun.objects.filter(pk__in=ids[1:]):
+        assert (run.status, run.lease_owner, run.started_at) == (RunStatus.QUEUED, "", None)
+    # The next task takes them up as new runs.
+    assert engine.advance_many(ids[1:]) == {ids[1]: "completed", ids[2]: "deferred"}
+    assert engine.advance_many(ids[2:]) == {ids[2]: "completed"}
+    assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 3
+
+
 # -- threads --------------------------------------------------------------------------------
 
 
