@@ -59,6 +59,7 @@ class Completions:
         self._since = 0.0
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._timers: list[threading.Timer] = []
         self.outcomes: dict[str, str] = {}
 
     def add(self, run: FunctionRun, owner: str, output: Any, *, has_listeners: bool) -> None:
@@ -69,6 +70,7 @@ class Completions:
                 if self._late_flush and not connection.in_atomic_block:
                     self._timer = threading.Timer(LATE_FLUSH_SECONDS, self._flush_late)
                     self._timer.daemon = True
+                    self._timers.append(self._timer)
                     self._timer.start()
             self._pending.append(_Completed(run, owner, output, timezone.now(), has_listeners))
 
@@ -104,6 +106,16 @@ class Completions:
             self.outcomes[done.run.run_id] = "error"
         if len(pending) == 1:
             self.outcomes[pending[0].run.run_id] = "error"
+
+    def close(self) -> None:
+        """Write what is pending and wait for a timer's write in flight: a task must not
+        return (and its worker be recycled) in the middle of one."""
+        self.flush()
+        for timer in self._timers:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join()
+        self._timers = []
 
     def _flush_late(self) -> None:
         try:

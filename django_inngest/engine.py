@@ -93,7 +93,7 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
             else:
                 run_each(ids, advance_one, threads)
         finally:
-            completions.flush()
+            completions.close()
             deferred = [run_id for run_id, outcome in outcomes.items() if outcome == "deferred"]
             if deferred:
                 release(deferred, owner)

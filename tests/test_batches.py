@@ -271,6 +271,31 @@ def test_a_long_run_does_not_hold_back_the_end_of_a_completed_one(
     assert seen == [RunStatus.COMPLETED]
 
 
+def test_a_task_does_not_return_while_a_late_end_is_being_written(
+    inngest: Inngest, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """django-q2 may recycle a worker once its task returns: the timer's write in flight is
+    waited for, not cut off."""
+    settings.DJANGO_INNGEST_THREADS_PER_WORKER = 1
+    real = Completions._write
+
+    def slow_from_the_timer(self: Completions, pending: Any) -> None:
+        if isinstance(threading.current_thread(), threading.Timer):
+            threading.Event().wait(0.5)  # outside its transaction: it holds no lock meanwhile
+        real(self, pending)
+
+    monkeypatch.setattr(Completions, "_write", slow_from_the_timer)
+
+    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
+    def one(ctx: Context) -> None:
+        if ctx.event.data["i"] == 1:
+            ctx.step.run("s", lambda: threading.Event().wait(0.25))
+
+    ids = queued_runs(inngest, "b/one", 2, monkeypatch)
+    assert engine.advance_many(ids) == dict.fromkeys(ids, "completed")
+    assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 2
+
+
 def test_a_run_that_cannot_end_does_not_keep_the_others_from_ending(
     inngest: Inngest, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
