@@ -10,7 +10,7 @@ import logging
 import time
 import traceback
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.db import transaction
 
@@ -55,30 +55,32 @@ def cancelled_event_data(run: FunctionRun) -> dict[str, Any]:
     return {"error": dict(CANCELLED_ERROR), **base_data(run)}
 
 
+class EndDetails(TypedDict, total=False):
+    """What an ended run records besides its status and time."""
+
+    output: Any
+    error: dict[str, Any] | None
+    cancel_source: str
+    cancel_reason: str
+    cancellation_id: str | None
+
+
 def terminal_values(
-    run: FunctionRun,
-    status: RunStatus,
-    now: datetime,
-    *,
-    output: Any = None,
-    error: dict[str, Any] | None = None,
-    cancel_source: str = "",
-    cancel_reason: str = "",
-    cancellation_id: str | None = None,
+    run: FunctionRun, status: RunStatus, now: datetime, **details: Unpack[EndDetails]
 ) -> dict[str, Any]:
     """Set the ended run's attributes; returns them by column, for a save or an UPDATE."""
     values: dict[str, Any] = {
         "status": status,
         "ended_at": now,
-        "output": output if status == RunStatus.COMPLETED else None,
-        "error": error,
+        "output": details.get("output") if status == RunStatus.COMPLETED else None,
+        "error": details.get("error"),
         "ready_at": None,
         "wait_kind": WaitKind.NONE,
         "lease_owner": "",
         "lease_expires_at": None,
-        "cancel_source": cancel_source,
-        "cancel_reason": cancel_reason,
-        "cancellation_id": cancellation_id,
+        "cancel_source": details.get("cancel_source", ""),
+        "cancel_reason": details.get("cancel_reason", ""),
+        "cancellation_id": details.get("cancellation_id"),
     }
     for name, value in values.items():
         setattr(run, name, value)
@@ -90,23 +92,10 @@ def finish_run(
     status: RunStatus,
     now: datetime,
     *,
-    output: Any = None,
-    error: dict[str, Any] | None = None,
-    cancel_source: str = "",
-    cancel_reason: str = "",
-    cancellation_id: str | None = None,
     has_listeners: bool = True,
+    **details: Unpack[EndDetails],
 ) -> None:
-    values = terminal_values(
-        run,
-        status,
-        now,
-        output=output,
-        error=error,
-        cancel_source=cancel_source,
-        cancel_reason=cancel_reason,
-        cancellation_id=cancellation_id,
-    )
+    values = terminal_values(run, status, now, **details)
     run.save(update_fields=[name.removesuffix("_id") for name in values])
     after_runs_ended([run], with_listeners=[run.run_id] if has_listeners else [])
 
