@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections, router
 from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
 from django_q.signals import post_spawn
@@ -46,19 +46,47 @@ def dispatch(run_ids: Iterable[str]) -> None:
     ``DISPATCH_BATCH_SIZE``, but are spread over at least as many tasks as the cluster has
     workers, so that a batch never waits on one worker while others are idle.
     """
-    ids = list(dict.fromkeys(run_ids))
-    for chunk in _chunks(ids, int(settings.DISPATCH_BATCH_SIZE), int(Conf.WORKERS or 1)):
+    for chunk in _chunks_of(run_ids):
         try:
-            options: dict[str, Any] = {"save": False, "task_name": f"inngest runs {chunk[0]}+"}
-            if Conf.SYNC:
-                options["sync"] = True
-            else:
-                options["broker"] = _broker()
-            if settings.Q_CLUSTER_NAME:
-                options["cluster"] = settings.Q_CLUSTER_NAME
-            async_task(TASK, chunk, q_options=options)
+            _enqueue(chunk)
         except Exception:
             logger.exception("Could not enqueue run_ids=%s; the poller will retry", chunk)
+
+
+def dispatch_in_transaction(run_ids: Iterable[str]) -> bool:
+    """Enqueue now, in the caller's transaction, if the broker's queue is a table of the same
+    database (django-q2's ORM broker): the wake-up then commits or rolls back with the runs it
+    wakes, so none is lost between the commit and the enqueue, and no second commit is paid.
+    Returns False, enqueuing nothing, when that is not the case (the caller dispatches after
+    commit). An enqueue error here fails the caller's transaction, as any write in it would."""
+    from django_q.brokers.orm import ORM
+
+    from django_inngest.models import FunctionRun
+
+    alias = router.db_for_write(FunctionRun)
+    if Conf.SYNC or not connections[alias].in_atomic_block:
+        return False
+    if not isinstance(_broker(), ORM) or alias != Conf.ORM:
+        return False
+    for chunk in _chunks_of(run_ids):
+        _enqueue(chunk)
+    return True
+
+
+def _enqueue(chunk: list[str]) -> None:
+    options: dict[str, Any] = {"save": False, "task_name": f"inngest runs {chunk[0]}+"}
+    if Conf.SYNC:
+        options["sync"] = True
+    else:
+        options["broker"] = _broker()
+    if settings.Q_CLUSTER_NAME:
+        options["cluster"] = settings.Q_CLUSTER_NAME
+    async_task(TASK, chunk, q_options=options)
+
+
+def _chunks_of(run_ids: Iterable[str]) -> list[list[str]]:
+    ids = list(dict.fromkeys(run_ids))
+    return _chunks(ids, int(settings.DISPATCH_BATCH_SIZE), int(Conf.WORKERS or 1))
 
 
 def _chunks(ids: list[str], size: int, workers: int) -> list[list[str]]:

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django_inngest import expressions, matching
 from django_inngest.function import Function
 from django_inngest.models import Event, FunctionRun, Listener, ListenerKind
+from django_inngest.statements import candidate_listeners
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +92,7 @@ def deliver(events: Sequence[Event], now: datetime) -> None:
     payloads = [event.as_payload() for event in events]
     keys = [set(matching.event_keys(payload)) for payload in payloads]
     position = {event.internal_id: index for index, event in enumerate(events)}
-    rows = (
-        Listener.objects.filter(event_name__in={e.name for e in events}, expires_at__gt=now)
-        .filter(Q(match_key__in=set().union(*keys)) | Q(match_key__isnull=True))
-        .order_by("created_at", "id")
-    )
+    rows = candidate_listeners({e.name for e in events}, set().union(*keys), now)
     by_name: dict[str, list[Listener]] = defaultdict(list)
     for listener in rows:
         by_name[listener.event_name].append(listener)

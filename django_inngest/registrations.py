@@ -40,7 +40,8 @@ def sync_registrations() -> tuple[int, int]:
             .exclude(function_id__in=[f.id for f in functions])
             .update(is_active=False)
         )
-    _known.update(f.id for f in functions)
+    ids = [f.id for f in functions]
+    transaction.on_commit(lambda: _known.update(ids))  # only rows that really exist
     logger.info("Synced functions active=%s deactivated=%s", len(functions), deactivated)
     return len(functions), deactivated
 
@@ -52,7 +53,8 @@ def ensure_registered(function: Function) -> None:
     FunctionRegistration.objects.update_or_create(
         function_id=function.id, defaults=_fields(function)
     )
-    _known.add(function.id)
+    # Remembered only once the row is committed: a rolled-back send takes the row with it.
+    transaction.on_commit(lambda: _known.add(function.id))
 
 
 def forget_cache() -> None:

@@ -79,10 +79,15 @@ def create_run(
 
 
 def dispatch_on_commit(run_ids: list[str]) -> None:
-    """Wake workers once the run rows are visible; the executor's poll covers a lost wake-up."""
+    """Wake workers once the run rows are visible; the executor's poll covers a lost wake-up.
+
+    With django-q2's ORM broker on our database the wake-up is written in this transaction
+    (visible at the same commit); otherwise it is enqueued after commit.
+    """
     from django_inngest import executor
 
-    transaction.on_commit(lambda: executor.dispatch(run_ids))
+    if not executor.dispatch_in_transaction(run_ids):
+        transaction.on_commit(lambda: executor.dispatch(run_ids))
 
 
 def rerun(run: FunctionRun) -> FunctionRun:

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Field, Model
 
-from django_inngest.models import FunctionRun, RunStatus, StepRun
+from django_inngest.models import FunctionRun, Listener, RunStatus, StepRun
 
 #: Rows per INSERT: far below SQLite's 32,766 parameters for our widest table.
 INSERT_CHUNK = 500
@@ -153,3 +153,45 @@ def complete_runs_if_owner(done: Sequence[tuple[str, str, datetime, Any]]) -> se
     with connection.cursor() as cursor:
         cursor.execute(_complete_sql(connection.vendor, len(done)), params)
         return {row[0] for row in cursor.fetchall()}
+
+
+def candidate_listeners(names: set[str], keys: set[str], now: datetime) -> list[Listener]:
+    """Pending listeners for these event names whose match key is one of ``keys`` or none,
+    oldest first: the indexed lookup every send makes (``inngest_listener_match``)."""
+    meta = Listener._meta
+    table, columns = _quote(meta.db_table), [f.column for f in meta.concrete_fields]
+    name_list, key_list = sorted(names), sorted(keys)
+
+    def placeholders(values: list[str]) -> str:
+        return ", ".join(["%s"] * len(values))
+
+    key_test = f"{_quote('match_key')} IN ({placeholders(key_list)}) OR " if key_list else ""
+    sql = (
+        f"SELECT {', '.join(_quote(c) for c in columns)} FROM {table} "
+        f"WHERE {_quote('event_name')} IN ({placeholders(name_list)}) "
+        f"AND {_quote('expires_at')} > %s "
+        f"AND ({key_test}{_quote('match_key')} IS NULL) "
+        f"ORDER BY {_quote('created_at')}, {_quote('id')}"
+    )
+    expires = meta.get_field("expires_at").get_db_prep_value(now, connection)
+    params = [*name_list, expires, *key_list]
+    # What the ORM would apply to each column (SQLite returns datetimes as text, for one).
+    cols = [f.get_col(meta.db_table) for f in meta.concrete_fields]
+    converters = [
+        (col, connection.ops.get_db_converters(col) + col.get_db_converters(connection))
+        for col in cols
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        values = []
+        for (col, col_converters), value in zip(converters, row, strict=True):
+            for convert in col_converters:
+                value = convert(value, col, connection)
+            values.append(value)
+        found.append(
+            Listener.from_db(connection.alias, [f.attname for f in meta.concrete_fields], values)
+        )
+    return found

@@ -111,6 +111,70 @@ def test_one_send_inserts_its_runs_and_cancel_rules_with_one_statement_each(
     assert cancelled.event.data == {"i": 7}
 
 
+@pytest.fixture
+def orm_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enqueue to django-q2's ORM broker, as a web process does (tests run in sync mode)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr("django_inngest.executor._brokers", {})
+
+
+def queued_tasks() -> list[list[str]]:
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    return [SignedPackage.loads(task.payload)["args"][0] for task in OrmQ.objects.all()]
+
+
+def test_the_orm_broker_wake_up_commits_with_the_runs(inngest: Inngest, orm_broker: None) -> None:
+    """An outbox: the wake-up is a row of the sender's own transaction, so no crash between
+    commit and enqueue can lose it, and a rollback takes it back with the runs."""
+    from django.db import transaction
+
+    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
+    def one(ctx: Context) -> int:
+        return 1
+
+    with transaction.atomic():
+        inngest.send_sync([Event(name="b/one", data={"i": i}) for i in range(3)])
+        inside = queued_tasks()  # written already, visible to this transaction only
+        runs = set(FunctionRun.objects.values_list("run_id", flat=True))
+        transaction.set_rollback(True)
+    assert len(runs) == 3
+    assert sorted(i for ids in inside for i in ids) == sorted(runs)
+    assert queued_tasks() == [] and not FunctionRun.objects.exists()
+    inngest.send_sync(Event(name="b/one", data={"i": 9}))
+    (run,) = FunctionRun.objects.all()
+    assert queued_tasks() == [[run.run_id]]
+
+
+def test_a_broker_outside_the_database_is_enqueued_after_commit(
+    inngest: Inngest, orm_broker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import transaction
+
+    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
+    def one(ctx: Context) -> int:
+        return 1
+
+    class Remote:  # stands for Redis: not a table of our database
+        pass
+
+    monkeypatch.setattr("django_inngest.executor._broker", lambda: Remote())
+    enqueued: list[tuple[list[str], bool]] = []
+    monkeypatch.setattr(
+        executor,
+        "async_task",
+        lambda name, ids, q_options: enqueued.append((ids, connection.in_atomic_block)),
+    )
+    with transaction.atomic():
+        inngest.send_sync(Event(name="b/one"))
+        assert enqueued == []
+    (run,) = FunctionRun.objects.all()
+    assert enqueued == [([run.run_id], False)]
+
+
 # -- advance_many --------------------------------------------------------------------------
 
 
@@ -418,6 +482,51 @@ def test_insert_rows_stores_what_the_orm_reads_back() -> None:
         assert stored.as_payload() == event.as_payload()
         assert stored.received_at == now
         assert stored.is_duplicate is False
+
+
+def test_candidate_listeners_are_what_the_orm_query_finds(
+    inngest: Inngest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from django.db.models import Q
+
+    from django_inngest.statements import candidate_listeners
+
+    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
+    def one(ctx: Context) -> None:
+        return None
+
+    (run_id,) = queued_runs(inngest, "b/one", 1, monkeypatch)
+    now = timezone.now()
+    for index, (name, key, ttl) in enumerate(
+        [("a", "k1", 60), ("a", "k2", 60), ("a", None, 60), ("b", "k1", 60), ("c", "k1", 60),
+         ("a", "k1", -1), ("b", None, 60)]
+    ):  # fmt: skip
+        Listener.objects.create(
+            kind="cancel" if index % 2 else "wait",
+            run_id=run_id,
+            step_id=f"step-{index}",
+            event_name=name,
+            expression=f"async.data.n == {index}",
+            match_key=key,
+            trigger_event_id="01JDJKGTGDVV4DTXHY6XYB7BKK",
+            expires_at=now + timedelta(seconds=ttl),
+            created_at=now + timedelta(milliseconds=7 - index),  # newest first by id
+        )
+    for names, keys in [({"a", "b"}, {"k1"}), ({"a"}, set()), ({"c", "a"}, {"k1", "k2"})]:
+        found = candidate_listeners(names, keys, now)
+        expected = list(
+            Listener.objects.filter(event_name__in=names, expires_at__gt=now)
+            .filter(Q(match_key__in=keys) | Q(match_key__isnull=True))
+            .order_by("created_at", "id")
+        )
+        assert [x.pk for x in found] == [x.pk for x in expected]
+        for mine, orms in zip(found, expected, strict=True):
+            fields = Listener._meta.concrete_fields
+            assert [getattr(mine, f.attname) for f in fields] == [
+                getattr(orms, f.attname) for f in fields
+            ]
 
 
 def test_complete_runs_if_owner_writes_only_runs_still_under_that_lease(

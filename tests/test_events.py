@@ -474,3 +474,25 @@ def test_committed_send_runs_the_function_with_django_q_sync(inngest: Inngest) -
     (run,) = runs_of("test-app-f")
     assert run.status == RunStatus.COMPLETED and run.output == 42
     assert seen == [{"a": 1}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_first_send_does_not_break_the_next(inngest: Inngest) -> None:
+    """The first run of a function creates its registration row; if that send is rolled back,
+    the row goes too, and the next send must create it again rather than trust a cache."""
+    from django.db import transaction
+
+    from django_inngest.models import FunctionRegistration
+
+    @inngest.create_function(fn_id="fresh", trigger=TriggerEvent(event="t/fresh"))
+    def fresh(ctx: Context) -> None:
+        return None
+
+    FunctionRegistration.objects.all().delete()
+    with transaction.atomic():
+        inngest.send_sync(Event(name="t/fresh"))
+        transaction.set_rollback(True)
+    assert not FunctionRegistration.objects.exists()
+    inngest.send_sync(Event(name="t/fresh"))
+    assert FunctionRun.objects.get().function_id == "test-app-fresh"
+    assert FunctionRegistration.objects.filter(function_id="test-app-fresh").exists()
