@@ -94,18 +94,18 @@ class Completions:
             return
         except Exception:
             logger.exception("Could not end run_ids=%s", [d.run.run_id for d in pending])
+        if len(pending) == 1:
+            self.outcomes[pending[0].run.run_id] = "error"
+            return
         # One bad run must not keep the others from ending: try them one by one. A run that
         # still fails keeps its lease until it expires; it is then recovered, replayed and
         # ended again.
-        for done in pending if len(pending) > 1 else ():
+        for done in pending:
             try:
                 self._write([done])
-                continue
             except Exception:
                 logger.exception("Could not end run_id=%s", done.run.run_id)
-            self.outcomes[done.run.run_id] = "error"
-        if len(pending) == 1:
-            self.outcomes[pending[0].run.run_id] = "error"
+                self.outcomes[done.run.run_id] = "error"
 
     def close(self) -> None:
         """Write what is pending and wait for a timer's write in flight: a task must not

@@ -58,15 +58,14 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
     completions = Completions(late_flush=len(ids) > 1)
     new = claim_new(ids, owner)
 
-    started = threading.Semaphore(0)  # released once per run started: "has any started?"
+    any_started = threading.Event()
 
     def advance_one(run_id: str) -> None:
         # Past the budget, start nothing new; but every task starts at least one run.
-        if time.monotonic() > deadline and started.acquire(blocking=False):
-            started.release()
+        if time.monotonic() > deadline and any_started.is_set():
             outcomes[run_id] = "deferred"
             return
-        started.release()
+        any_started.set()
         try:
             claimed = (
                 Claim(new[run_id], recovered=False, first=True)
