@@ -34,6 +34,14 @@ def queued_runs(
     return [run.run_id for run in sorted(runs, key=lambda run: run.event.data["i"])]
 
 
+def noop_function(inngest: Inngest) -> None:
+    """A function on ``b/one`` whose runs only need to exist and end."""
+
+    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
+    def one(ctx: Context) -> None:
+        return None
+
+
 def statements(queries: CaptureQueriesContext, verb: str) -> list[str]:
     return [
         q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(verb)
@@ -66,9 +74,7 @@ def test_one_send_enqueues_few_tasks(
 ) -> None:
     from django_q.conf import Conf
 
-    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
-    def one(ctx: Context) -> int:
-        return 1
+    noop_function(inngest)
 
     settings.DJANGO_INNGEST_DISPATCH_BATCH_SIZE = 10
     monkeypatch.setattr(Conf, "WORKERS", 2)
@@ -132,9 +138,7 @@ def test_the_orm_broker_wake_up_commits_with_the_runs(inngest: Inngest, orm_brok
     commit and enqueue can lose it, and a rollback takes it back with the runs."""
     from django.db import transaction
 
-    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
-    def one(ctx: Context) -> int:
-        return 1
+    noop_function(inngest)
 
     with transaction.atomic():
         inngest.send_sync([Event(name="b/one", data={"i": i}) for i in range(3)])
@@ -154,9 +158,7 @@ def test_a_broker_outside_the_database_is_enqueued_after_commit(
 ) -> None:
     from django.db import transaction
 
-    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
-    def one(ctx: Context) -> int:
-        return 1
+    noop_function(inngest)
 
     class Remote:  # stands for Redis: not a table of our database
         pass
@@ -219,9 +221,7 @@ def test_duplicate_ids_in_a_batch_advance_once(
 def test_a_duplicate_task_for_a_batch_does_nothing(
     inngest: Inngest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
-    def one(ctx: Context) -> int:
-        return 1
+    noop_function(inngest)
 
     ids = queued_runs(inngest, "b/one", 3, monkeypatch)
     assert engine.advance_many(ids) == dict.fromkeys(ids, "completed")
@@ -234,9 +234,7 @@ def test_one_runs_unexpected_error_does_not_stop_the_others(
 ) -> None:
     settings.DJANGO_INNGEST_THREADS_PER_WORKER = 1
 
-    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
-    def one(ctx: Context) -> int:
-        return 1
+    noop_function(inngest)
 
     ids = queued_runs(inngest, "b/one", 3, monkeypatch)
     real = engine._advance
@@ -493,9 +491,7 @@ def test_candidate_listeners_are_what_the_orm_query_finds(
 
     from django_inngest.statements import candidate_listeners
 
-    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
-    def one(ctx: Context) -> None:
-        return None
+    noop_function(inngest)
 
     (run_id,) = queued_runs(inngest, "b/one", 1, monkeypatch)
     now = timezone.now()
@@ -532,9 +528,7 @@ def test_candidate_listeners_are_what_the_orm_query_finds(
 def test_complete_runs_if_owner_writes_only_runs_still_under_that_lease(
     inngest: Inngest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    @inngest.create_function(fn_id="one", trigger=TriggerEvent(event="b/one"))
-    def one(ctx: Context) -> None:
-        return None
+    noop_function(inngest)
 
     a, b, c = queued_runs(inngest, "b/one", 3, monkeypatch)
     FunctionRun.objects.filter(pk__in=[a, b]).update(status=RunStatus.RUNNING, lease_owner="me")
