@@ -65,7 +65,7 @@ def validate_event(
         raise fail(_UNSTORABLE) from None
     except (TypeError, ValueError) as exc:
         raise fail(f"event is not valid JSON data: {exc}") from None
-    if _ESCAPED_NUL.search(encoded):
+    if "\\u0000" in encoded and _ESCAPED_NUL.search(encoded):  # the regex only if needed
         # PostgreSQL's jsonb cannot store NUL; refuse it for every database alike.
         raise fail(_UNSTORABLE)
     if size > settings.MAX_EVENT_BYTES and not system:
@@ -152,8 +152,9 @@ def send_events(
         )
         events = store_events(fields, now, ids=ids, skip=retried, dedupe=dedupe)
         live = [e for e in events if not e.is_duplicate and e.pk not in retried]
-        runs.start_triggered_runs(live, now)
-        listeners.deliver(live, now)
+        payloads = [event.as_payload() for event in live]
+        runs.start_triggered_runs(live, payloads, now)
+        listeners.deliver(live, payloads, now)
     return [e.internal_id for e in events]
 
 

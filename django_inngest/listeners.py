@@ -8,20 +8,15 @@ listeners with one indexed query. Only candidates get a CEL evaluation.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q
-
 from django_inngest import expressions, matching
 from django_inngest.function import Function
 from django_inngest.models import Event, FunctionRun, Listener, ListenerKind
 from django_inngest.statements import candidate_listeners
-
-logger = logging.getLogger(__name__)
 
 
 def _residual(expression: str | None, trigger_payload: dict[str, Any]) -> str:
@@ -29,6 +24,28 @@ def _residual(expression: str | None, trigger_payload: dict[str, Any]) -> str:
         return ""
     residual = expressions.interpolate(expression, trigger_payload)
     return "" if residual == "true" else residual
+
+
+def _listener(
+    kind: ListenerKind,
+    run: FunctionRun,
+    event_name: str,
+    residual: str,
+    expires_at: datetime,
+    now: datetime,
+    step_id: str = "",
+) -> Listener:
+    return Listener(
+        kind=kind,
+        run=run,
+        step_id=step_id,
+        event_name=event_name,
+        expression=residual,
+        match_key=matching.key_for_expression(residual) if residual else None,
+        trigger_event_id=run.event_id,
+        expires_at=expires_at,
+        created_at=now,
+    )
 
 
 def cancel_listeners(
@@ -41,16 +58,7 @@ def cancel_listeners(
         if residual == "false":
             continue  # this trigger can never be cancelled by that rule (Inngest skips it too)
         rows.append(
-            Listener(
-                kind=ListenerKind.CANCEL,
-                run=run,
-                event_name=rule.event,
-                expression=residual,
-                match_key=matching.key_for_expression(residual) if residual else None,
-                trigger_event_id=run.event_id,
-                expires_at=now + rule.window,
-                created_at=now,
-            )
+            _listener(ListenerKind.CANCEL, run, rule.event, residual, now + rule.window, now)
         )
     return rows
 
@@ -68,28 +76,30 @@ def create_wait_listener(
     residual = _residual(expression, trigger_payload)
     if residual == "false":
         return None
-    return Listener.objects.create(
-        kind=ListenerKind.WAIT,
-        run=run,
-        step_id=step_id,
-        event_name=event_name,
-        expression=residual,
-        match_key=matching.key_for_expression(residual) if residual else None,
-        trigger_event_id=run.event_id,
-        expires_at=now + timeout,
-        created_at=now,
+    listener = _listener(
+        ListenerKind.WAIT, run, event_name, residual, now + timeout, now, step_id=step_id
+    )
+    listener.save(force_insert=True)
+    return listener
+
+
+def _accepts(listener: Listener, keys: set[str], payload: dict[str, Any]) -> bool:
+    """The candidate's match key is among the event's, and its expression holds."""
+    if listener.match_key is not None and listener.match_key not in keys:
+        return False
+    return not listener.expression or bool(
+        expressions.evaluate(listener.expression, async_=payload)
     )
 
 
-def deliver(events: Sequence[Event], now: datetime) -> None:
+def deliver(events: Sequence[Event], payloads: Sequence[dict[str, Any]], now: datetime) -> None:
     """Cancel the runs whose cancel rules match, and resume the waits that match, for a batch
-    of events in order, with one indexed query for the whole batch."""
+    of events (with their payloads) in order, with one indexed query for the whole batch."""
     from django_inngest import cancellation, waits
     from django_inngest.models import CancelSource
 
     if not events:
         return
-    payloads = [event.as_payload() for event in events]
     keys = [set(matching.event_keys(payload)) for payload in payloads]
     position = {event.internal_id: index for index, event in enumerate(events)}
     rows = candidate_listeners({e.name for e in events}, set().union(*keys), now)
@@ -102,11 +112,7 @@ def deliver(events: Sequence[Event], now: datetime) -> None:
             # started: it only sees the listeners that existed before it.
             if position.get(listener.trigger_event_id, -1) >= index:
                 continue
-            if listener.match_key is not None and listener.match_key not in keys[index]:
-                continue
-            if listener.expression and not expressions.evaluate(
-                listener.expression, async_=payloads[index]
-            ):
+            if not _accepts(listener, keys[index], payloads[index]):
                 continue
             if listener.kind == ListenerKind.CANCEL:
                 try:
@@ -124,20 +130,14 @@ def deliver(events: Sequence[Event], now: datetime) -> None:
 
 
 def candidates(event: Event, payload: dict[str, Any], now: datetime) -> list[Listener]:
-    """One event's candidate listeners: the indexed query alone (inspection, benchmarks)."""
-    return list(
-        Listener.objects.filter(event_name=event.name, expires_at__gt=now)
-        .filter(Q(match_key__in=matching.event_keys(payload)) | Q(match_key__isnull=True))
-        .exclude(trigger_event_id=event.internal_id)
-        .order_by("created_at", "id")
-    )
+    """One event's candidate listeners: the indexed query ``deliver`` makes, alone (for
+    inspection and benchmarks)."""
+    found = candidate_listeners({event.name}, set(matching.event_keys(payload)), now)
+    return [listener for listener in found if listener.trigger_event_id != event.internal_id]
 
 
 def matching_listeners(event: Event, now: datetime) -> list[Listener]:
     """The listeners one event would act on: candidates whose expression holds."""
     payload = event.as_payload()
-    return [
-        listener
-        for listener in candidates(event, payload, now)
-        if not listener.expression or expressions.evaluate(listener.expression, async_=payload)
-    ]
+    keys = set(matching.event_keys(payload))
+    return [c for c in candidates(event, payload, now) if _accepts(c, keys, payload)]

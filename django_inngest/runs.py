@@ -17,29 +17,38 @@ from django_inngest.registrations import ensure_registered
 from django_inngest.statements import insert_rows
 
 
-def start_triggered_runs(events: Sequence[Event], now: datetime) -> list[FunctionRun]:
-    """One Queued run per active function each event triggers, dispatched on commit.
+def start_triggered_runs(
+    events: Sequence[Event], payloads: Sequence[dict[str, Any]], now: datetime
+) -> list[FunctionRun]:
+    """One Queued run per active function each event (with its payload) triggers, dispatched
+    on commit.
 
     A batch of events costs one INSERT for the runs, one for their cancel rules and one
     dispatch for all of them, whatever its size.
     """
     created: list[FunctionRun] = []
     rules: list[Listener] = []
-    for event in events:
-        payload = event.as_payload()
+    functions: dict[str, Function] = {}
+    for event, payload in zip(events, payloads, strict=True):
         for function in triggers.functions_triggered_by(payload):
+            functions[function.id] = function
             run = _new_run(function, event, now)
             created.append(run)
             rules += listeners.cancel_listeners(run, function, payload, now)
     if created:
-        insert_rows(created)
-        insert_rows(rules)
-        dispatch_on_commit([run.run_id for run in created])
+        for function in functions.values():
+            ensure_registered(function)
+        _insert(created, rules)
     return created
 
 
+def _insert(runs: list[FunctionRun], rules: list[Listener]) -> None:
+    insert_rows(runs)
+    insert_rows(rules)
+    dispatch_on_commit([run.run_id for run in runs])
+
+
 def _new_run(function: Function, event: Event, now: datetime, **fields: Any) -> FunctionRun:
-    ensure_registered(function)
     return FunctionRun(
         run_id=new_ulid(int(now.timestamp() * 1000)),
         function_id=function.id,
@@ -70,11 +79,8 @@ def create_run(
         parent_step_id=parent_step_id,
         original_run_id=original_run_id,
     )
-    run.save(force_insert=True)
-    rules = listeners.cancel_listeners(run, function, event.as_payload(), now)
-    if rules:
-        Listener.objects.bulk_create(rules)
-    dispatch_on_commit([run.run_id])
+    ensure_registered(function)
+    _insert([run], listeners.cancel_listeners(run, function, event.as_payload(), now))
     return run
 
 

@@ -43,23 +43,25 @@ def _params(obj: Model, fields: Sequence[Field[Any, Any]]) -> list[Any]:
     return [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
 
 
+@cache
+def _insert_sql(model: type[Model], vendor: str) -> tuple[str, str, tuple[Field[Any, Any], ...]]:
+    """``INSERT INTO t (columns) VALUES ``, one row's placeholders, and the fields in order."""
+    fields = tuple(_insert_fields(model))
+    columns = ", ".join(_quote(f.column) for f in fields)
+    head = f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES "
+    return head, "(" + ", ".join(["%s"] * len(fields)) + ")", fields
+
+
 def insert_rows(objs: Sequence[Model]) -> None:
     """``bulk_create`` for our tables with client-set keys, as multi-row ``INSERT ... VALUES``."""
     if not objs:
         return
-    model = type(objs[0])
-    fields = _insert_fields(model)
-    columns = ", ".join(_quote(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    head, row, fields = _insert_sql(type(objs[0]), connection.vendor)
     with connection.cursor() as cursor:
         for start in range(0, len(objs), INSERT_CHUNK):
             chunk = objs[start : start + INSERT_CHUNK]
             params = [p for obj in chunk for p in _params(obj, fields)]
-            cursor.execute(
-                f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES "
-                + ", ".join([row] * len(chunk)),
-                params,
-            )
+            cursor.execute(head + ", ".join([row] * len(chunk)), params)
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
@@ -155,11 +157,26 @@ def complete_runs_if_owner(done: Sequence[tuple[str, str, datetime, Any]]) -> se
         return {row[0] for row in cursor.fetchall()}
 
 
+@cache
+def _listener_select(vendor: str) -> tuple[str, list[str], list[tuple[int, Any, list[Any]]]]:
+    """The SELECT of every Listener column, their attnames, and per column needing it (on
+    SQLite, datetimes come back as text) the ORM's converters."""
+    meta = Listener._meta
+    fields = meta.concrete_fields
+    select = f"SELECT {', '.join(_quote(f.column) for f in fields)} FROM {_quote(meta.db_table)} "
+    converters = []
+    for index, field in enumerate(fields):
+        col = field.get_col(meta.db_table)
+        found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if found:
+            converters.append((index, col, found))
+    return select, [f.attname for f in fields], converters
+
+
 def candidate_listeners(names: set[str], keys: set[str], now: datetime) -> list[Listener]:
     """Pending listeners for these event names whose match key is one of ``keys`` or none,
     oldest first: the indexed lookup every send makes (``inngest_listener_match``)."""
-    meta = Listener._meta
-    table, columns = _quote(meta.db_table), [f.column for f in meta.concrete_fields]
+    select, attnames, converters = _listener_select(connection.vendor)
     name_list, key_list = sorted(names), sorted(keys)
 
     def placeholders(values: list[str]) -> str:
@@ -167,31 +184,20 @@ def candidate_listeners(names: set[str], keys: set[str], now: datetime) -> list[
 
     key_test = f"{_quote('match_key')} IN ({placeholders(key_list)}) OR " if key_list else ""
     sql = (
-        f"SELECT {', '.join(_quote(c) for c in columns)} FROM {table} "
-        f"WHERE {_quote('event_name')} IN ({placeholders(name_list)}) "
+        f"{select}WHERE {_quote('event_name')} IN ({placeholders(name_list)}) "
         f"AND {_quote('expires_at')} > %s "
         f"AND ({key_test}{_quote('match_key')} IS NULL) "
         f"ORDER BY {_quote('created_at')}, {_quote('id')}"
     )
-    expires = meta.get_field("expires_at").get_db_prep_value(now, connection)
-    params = [*name_list, expires, *key_list]
-    # What the ORM would apply to each column (SQLite returns datetimes as text, for one).
-    cols = [f.get_col(meta.db_table) for f in meta.concrete_fields]
-    converters = [
-        (col, connection.ops.get_db_converters(col) + col.get_db_converters(connection))
-        for col in cols
-    ]
+    expires = Listener._meta.get_field("expires_at").get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*name_list, expires, *key_list])
         rows = cursor.fetchall()
     found = []
     for row in rows:
-        values = []
-        for (col, col_converters), value in zip(converters, row, strict=True):
-            for convert in col_converters:
-                value = convert(value, col, connection)
-            values.append(value)
-        found.append(
-            Listener.from_db(connection.alias, [f.attname for f in meta.concrete_fields], values)
-        )
+        values = list(row)
+        for index, col, column_converters in converters:
+            for convert in column_converters:
+                values[index] = convert(values[index], col, connection)
+        found.append(Listener.from_db(connection.alias, attnames, values))
     return found
