@@ -142,6 +142,9 @@ class Step:
     def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
         if not isinstance(until, datetime.datetime) or timezone.is_naive(until):
             raise ConfigurationError("step.sleep_until needs a timezone-aware datetime")
+        if until - timezone.now() > MAX_SLEEP:
+            # A time in the past just wakes at once, as in Inngest; the far future is a mistake.
+            raise ConfigurationError(f"step.sleep_until is more than 1 year away: {until}")
         self._sleep(step_id, lambda: until)
 
     def _sleep(self, step_id: str, wake_at: Callable[[], datetime.datetime]) -> None:
