@@ -219,17 +219,12 @@ class Invocation:
     ) -> Any:
         self.consume_memo_gap()
         now = timezone.now()
-        if memo is not None and memo.status == StepStatus.RUNNING:
-            # Our lease replaced an expired one: the previous worker died inside this step.
+        if memo is not None and _worker_died_in(memo):
             # That attempt counts, so a step that always kills its worker ends in Failed.
-            memo.attempt_log[-1].update({"ended_at": now.isoformat(), "error": WORKER_LOST})
-            self._step_failed(memo, dict(WORKER_LOST), retriable=True, retry_delay=None)
-        if (
-            memo is not None
-            and memo.status == StepStatus.RETRYING
-            and memo.wake_at
-            and memo.wake_at > now
-        ):
+            self._step_failed(
+                memo, _charge_worker_lost(memo, now), retriable=True, retry_delay=None
+            )
+        if memo is not None and _retry_not_due(memo, now):
             self.pause(memo.wake_at, WaitKind.RETRY)
         self.before_step()
         step = self._start_attempt(
@@ -289,23 +284,25 @@ class Invocation:
         now = timezone.now()
         wakes: list[datetime] = []
         attempts: list[tuple[StepRun, Callable[..., Any], tuple[Any, ...]]] = []
+        if any(
+            plan.memo is None or not (_worker_died_in(plan.memo) or _retry_not_due(plan.memo, now))
+            for plan in planned
+        ):
+            # Yield or stop before any attempt is recorded as started: a branch saved as
+            # Running and then left would later look like a worker that died inside it.
+            self.before_step()
         with transaction.atomic():
             self.locked_run()
             for plan in planned:
                 memo = plan.memo
-                if memo is not None and memo.status == StepStatus.RUNNING:  # its worker died
-                    memo.attempt_log[-1].update({"ended_at": now.isoformat(), "error": WORKER_LOST})
+                if memo is not None and _worker_died_in(memo):
                     wake = self._settle_failure(
-                        memo, dict(WORKER_LOST), retriable=True, retry_delay=None
+                        memo, _charge_worker_lost(memo, now), retriable=True, retry_delay=None
                     )
                     memo.save()
                     wakes += [wake] if wake else []
-                elif (
-                    memo is not None
-                    and memo.status == StepStatus.RETRYING
-                    and memo.wake_at
-                    and memo.wake_at > now
-                ):
+                elif memo is not None and _retry_not_due(memo, now):
+                    assert memo.wake_at is not None
                     wakes.append(memo.wake_at)
                 else:
                     step = memo or self.new_step(
@@ -314,7 +311,6 @@ class Invocation:
                     attempts.append((self._start_attempt(step), plan.handler, plan.args))
                     step.save()
         if attempts:
-            self.before_step()
             with (
                 lease_keeper.watch(self.run.run_id, self.owner),
                 ThreadPoolExecutor(
@@ -394,6 +390,22 @@ class Invocation:
             step.ended_at = timezone.now()
             step.save()
         return ids
+
+
+def _worker_died_in(memo: StepRun) -> bool:
+    # A step recorded as Running whose run we now hold under a new lease: the previous worker
+    # died inside it (only our own keeper records a long step as Running).
+    return memo.status == StepStatus.RUNNING
+
+
+def _retry_not_due(memo: StepRun, now: datetime) -> bool:
+    return memo.status == StepStatus.RETRYING and memo.wake_at is not None and memo.wake_at > now
+
+
+def _charge_worker_lost(memo: StepRun, now: datetime) -> dict[str, Any]:
+    """Close the dead worker's attempt in the step's log; returns the error to settle with."""
+    memo.attempt_log[-1].update({"ended_at": now.isoformat(), "error": dict(WORKER_LOST)})
+    return dict(WORKER_LOST)
 
 
 def _call_step(

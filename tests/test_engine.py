@@ -527,6 +527,31 @@ def test_invocation_budget_yields_and_continues(inngest: Inngest, settings: Any)
     assert run.status == RunStatus.COMPLETED and run.output == 6
 
 
+def test_a_budget_yield_before_parallel_branches_charges_them_nothing(
+    inngest: Inngest, settings: Any
+) -> None:
+    """Yielding the worker at group.parallel must not leave the branches recorded as started:
+    on resume they would look like branches a dead worker was running, and pay a retry."""
+    settings.DJANGO_INNGEST_INVOCATION_BUDGET_SECONDS = 0
+
+    @inngest.create_function(fn_id="par", trigger=TriggerEvent(event="t/par"))
+    def fn(ctx: Context) -> list[Any]:
+        ctx.step.run("first", lambda: 1)  # progress, so the budget check may yield
+        return list(
+            ctx.group.parallel(
+                tuple((lambda n=n: ctx.step.run(f"branch-{n}", lambda: n)) for n in "ab")
+            )
+        )
+
+    inngest.send_sync(Event(name="t/par"))
+    drain()
+    run = only_run("test-app-par")
+    assert (run.status, run.output) == (RunStatus.COMPLETED, ["a", "b"])
+    for step in run.steps.filter(step_id__startswith="branch-"):
+        assert step.attempts == 1, step.attempt_log
+        assert all("error" not in attempt for attempt in step.attempt_log)
+
+
 def test_parallel_branches_run_concurrently_and_memoize(inngest: Inngest) -> None:
     import threading
 
