@@ -23,7 +23,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from django_inngest.lifecycle import after_runs_ended, terminal_values
+from django_inngest.lifecycle import after_runs_ended, ended_values, terminal_values
 from django_inngest.models import FunctionRun, RunStatus
 from django_inngest.statements import complete_runs_if_owner
 
@@ -127,8 +127,11 @@ class Completions:
         with transaction.atomic():
             # The lease check and the write are one statement: under the row locks, so a
             # concurrent cancel either committed first (its run is not written) or waits.
+            varying = ("ended_at", "output")
+            same = ended_values(RunStatus.COMPLETED, timezone.now())
             written = complete_runs_if_owner(
-                [(d.run.run_id, d.owner, d.ended_at, d.output) for d in pending]
+                [(d.run.run_id, d.owner, d.ended_at, d.output) for d in pending],
+                {name: value for name, value in same.items() if name not in varying},
             )
             ended = [d for d in pending if d.run.run_id in written]
             for done in ended:

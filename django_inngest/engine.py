@@ -67,11 +67,7 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
             return
         any_started.set()
         try:
-            claimed = (
-                Claim(new[run_id], recovered=False, first=True)
-                if run_id in new
-                else claim_again(run_id, owner)
-            )
+            claimed = new.get(run_id) or claim_again(run_id, owner)
             outcomes[run_id] = (
                 "skipped" if claimed is None else _advance(claimed, owner, completions)
             )
@@ -114,7 +110,7 @@ def _advance(claimed: Claim, owner: str, completions: Completions) -> str:
             },
         )
         return "failed"
-    invocation = Invocation(run, function, owner, recovered, first)
+    invocation = Invocation(run, function, owner, first=first)
     if recovered and not any(m.status == StepStatus.RUNNING for m in invocation.memos.values()):
         # The worker died outside any step: count it against the run so a crash loop ends.
         run.attempt += 1

@@ -56,13 +56,10 @@ def backoff_seconds(attempt: int) -> float:
 class Invocation:
     """One worker's turn at a run: the memo table, the budget and the commit protocol."""
 
-    def __init__(
-        self, run: FunctionRun, function: Function, owner: str, recovered: bool, first: bool = False
-    ) -> None:
+    def __init__(self, run: FunctionRun, function: Function, owner: str, *, first: bool) -> None:
         self.run = run
         self.function = function
         self.owner = owner
-        self.recovered = recovered
         self.deadline = time.monotonic() + float(settings.INVOCATION_BUDGET_SECONDS)
         # A run claimed for the first time has no steps yet: skip the query.
         self.memos: dict[str, StepRun] = {} if first else {m.step_id: m for m in run.steps.all()}

@@ -129,7 +129,7 @@ class Claim(NamedTuple):
     first: bool
 
 
-def claim_new(run_ids: Sequence[str], owner: str) -> dict[str, FunctionRun]:
+def claim_new(run_ids: Sequence[str], owner: str) -> dict[str, Claim]:
     """Take the leases of those runs that were never claimed, in one conditional UPDATE.
 
     The common case, new runs dispatched together, costs one UPDATE and one SELECT for the
@@ -153,7 +153,10 @@ def claim_new(run_ids: Sequence[str], owner: str) -> dict[str, FunctionRun]:
     )
     if not claimed:
         return {}
-    return {run.run_id: run for run in _loaded().filter(pk__in=run_ids, lease_owner=owner)}
+    return {
+        run.run_id: Claim(run, recovered=False, first=True)
+        for run in _loaded().filter(pk__in=run_ids, lease_owner=owner)
+    }
 
 
 def release(run_ids: Sequence[str], owner: str) -> None:
@@ -176,18 +179,6 @@ def release(run_ids: Sequence[str], owner: str) -> None:
             dispatched_at=now,
         )
         dispatch_on_commit(list(run_ids))
-
-
-def claim(run_id: str, owner: str) -> Claim | None:
-    """Take the run's lease if it is ready and free; None if it is not (a duplicate task).
-
-    ``select_for_update(skip_locked=True)`` on PostgreSQL (a no-op on SQLite, where IMMEDIATE
-    transactions serialise writers) plus the lease columns make the claim exclusive.
-    """
-    new = claim_new([run_id], owner)
-    if new:
-        return Claim(new[run_id], recovered=False, first=True)
-    return claim_again(run_id, owner)
 
 
 def claim_again(run_id: str, owner: str) -> Claim | None:

@@ -65,11 +65,9 @@ class EndDetails(TypedDict, total=False):
     cancellation_id: str | None
 
 
-def terminal_values(
-    run: FunctionRun, status: RunStatus, now: datetime, **details: Unpack[EndDetails]
-) -> dict[str, Any]:
-    """Set the ended run's attributes; returns them by column, for a save or an UPDATE."""
-    values: dict[str, Any] = {
+def ended_values(status: RunStatus, now: datetime, **details: Unpack[EndDetails]) -> dict[str, Any]:
+    """An ended run's columns (by attname): the one definition of what ending writes."""
+    return {
         "status": status,
         "ended_at": now,
         "output": details.get("output") if status == RunStatus.COMPLETED else None,
@@ -82,6 +80,13 @@ def terminal_values(
         "cancel_reason": details.get("cancel_reason", ""),
         "cancellation_id": details.get("cancellation_id"),
     }
+
+
+def terminal_values(
+    run: FunctionRun, status: RunStatus, now: datetime, **details: Unpack[EndDetails]
+) -> dict[str, Any]:
+    """Set the ended run's attributes; returns them by column, for a save or an UPDATE."""
+    values = ended_values(status, now, **details)
     for name, value in values.items():
         setattr(run, name, value)
     return values
@@ -91,13 +96,11 @@ def finish_run(
     run: FunctionRun,
     status: RunStatus,
     now: datetime,
-    *,
-    has_listeners: bool = True,
     **details: Unpack[EndDetails],
 ) -> None:
     values = terminal_values(run, status, now, **details)
-    run.save(update_fields=[name.removesuffix("_id") for name in values])
-    after_runs_ended([run], with_listeners=[run.run_id] if has_listeners else [])
+    run.save(update_fields=list(values))
+    after_runs_ended([run], with_listeners=[run.run_id])
 
 
 def after_runs_ended(runs: list[FunctionRun], *, with_listeners: list[str]) -> None:

@@ -104,28 +104,19 @@ def insert_step_if_owner(step: StepRun, owner: str) -> bool:
 
 
 @cache
-def _complete_sql(vendor: str, rows: int) -> str:
+def _run_fields() -> dict[str, Field[Any, Any]]:
+    return {f.attname: f for f in FunctionRun._meta.concrete_fields}
+
+
+@cache
+def _complete_sql(vendor: str, rows: int, same: tuple[str, ...]) -> str:
     table = _quote(FunctionRun._meta.db_table)
     # PostgreSQL types a VALUES list from its literals: say what the two columns are.
     ended, output = ("%s::timestamptz", "%s::jsonb") if vendor == "postgresql" else ("%s", "%s")
     values = ", ".join([f"(%s, %s, {ended}, {output})"] * rows)
-    blank = {
-        "error": "NULL",
-        "ready_at": "NULL",
-        "wait_kind": "''",
-        "lease_owner": "''",
-        "lease_expires_at": "NULL",
-        "cancel_source": "''",
-        "cancel_reason": "''",
-        "cancellation_id": "NULL",
-    }
     assignments = ", ".join(
-        [
-            f"{_quote('status')} = %s",
-            f"{_quote('ended_at')} = done.ended_at",
-            f"{_quote('output')} = done.output",
-        ]
-        + [f"{_quote(column)} = {value}" for column, value in blank.items()]
+        [f"{_quote('ended_at')} = done.ended_at", f"{_quote('output')} = done.output"]
+        + [f"{_quote(_run_fields()[name].column)} = %s" for name in same]
     )
     return (
         f"WITH done (run_id, owner, ended_at, output) AS (VALUES {values}) "
@@ -136,13 +127,18 @@ def _complete_sql(vendor: str, rows: int) -> str:
     )
 
 
-def complete_runs_if_owner(done: Sequence[tuple[str, str, datetime, Any]]) -> set[str]:
-    """Mark runs Completed, each only while it is Running under its owner's lease, in one
-    statement. ``done`` holds (run_id, owner, ended_at, output); returns the runs written."""
+def complete_runs_if_owner(
+    done: Sequence[tuple[str, str, datetime, Any]], same: dict[str, Any]
+) -> set[str]:
+    """End runs in one statement, each only while it is Running under its owner's lease.
+
+    ``done`` holds (run_id, owner, ended_at, output) per run; ``same`` the other ended columns,
+    by attname, equal for all (``lifecycle.ended_values``). Returns the runs written.
+    """
     if not done:
         return set()
-    meta = FunctionRun._meta
-    ended_field, output_field = meta.get_field("ended_at"), meta.get_field("output")
+    fields = _run_fields()
+    ended_field, output_field = fields["ended_at"], fields["output"]
     params: list[Any] = []
     for run_id, owner, ended_at, output in done:
         params += [
@@ -151,9 +147,11 @@ def complete_runs_if_owner(done: Sequence[tuple[str, str, datetime, Any]]) -> se
             ended_field.get_db_prep_save(ended_at, connection),
             output_field.get_db_prep_save(output, connection),
         ]
-    params += [str(RunStatus.COMPLETED), str(RunStatus.RUNNING)]
+    names = tuple(same)
+    params += [fields[name].get_db_prep_save(same[name], connection) for name in names]
+    params.append(str(RunStatus.RUNNING))
     with connection.cursor() as cursor:
-        cursor.execute(_complete_sql(connection.vendor, len(done)), params)
+        cursor.execute(_complete_sql(connection.vendor, len(done), names), params)
         return {row[0] for row in cursor.fetchall()}
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from django_inngest import Context, Event, Inngest, TriggerEvent, cancel_run, engine, executor
 from django_inngest.completions import Completions
+from django_inngest.lifecycle import ended_values
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, Listener, RunStatus, StepRun
 from django_inngest.statements import complete_runs_if_owner, insert_rows
@@ -534,8 +535,13 @@ def test_complete_runs_if_owner_writes_only_runs_still_under_that_lease(
     FunctionRun.objects.filter(pk__in=[a, b]).update(status=RunStatus.RUNNING, lease_owner="me")
     FunctionRun.objects.filter(pk=c).update(status=RunStatus.RUNNING, lease_owner="someone else")
     now = timezone.now()
+    same = {
+        name: value
+        for name, value in ended_values(RunStatus.COMPLETED, now).items()
+        if name not in ("ended_at", "output")
+    }
     written = complete_runs_if_owner(
-        [(a, "me", now, {"big": "x" * 1000}), (b, "me", now, None), (c, "me", now, 3)]
+        [(a, "me", now, {"big": "x" * 1000}), (b, "me", now, None), (c, "me", now, 3)], same
     )
     assert written == {a, b}
     rows = {r.pk: r for r in FunctionRun.objects.all()}

@@ -425,9 +425,9 @@ def test_claim_is_exclusive_and_duplicates_are_noops(inngest: Inngest) -> None:
     inngest.send_sync(Event(name="t/once"))
     run = only_run("test-app-once")
     make_due(run)
-    first = leases.claim(run.run_id, "owner-a")
-    assert first is not None
-    assert leases.claim(run.run_id, "owner-b") is None  # lease held
+    first = leases.claim_again(run.run_id, "owner-a")
+    assert first is not None and not first.recovered
+    assert leases.claim_again(run.run_id, "owner-b") is None  # lease held
     assert engine.advance(run.run_id) == "skipped"  # a duplicate task does nothing
 
 
