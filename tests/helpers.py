@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from django_inngest import Event, Inngest, engine
-from django_inngest.models import FunctionRun
+from django_inngest.models import FunctionRun, StepRun
 
 
 def start_in_a_worker_thread(
@@ -28,3 +30,16 @@ def start_in_a_worker_thread(
     worker = threading.Thread(target=work)
     worker.start()
     return run, worker
+
+
+def only_run(function_id: str) -> FunctionRun:
+    """The one run of a function (fails if there are none or several)."""
+    (run,) = FunctionRun.objects.filter(function__function_id=function_id)
+    return run
+
+
+def make_due(run: FunctionRun) -> None:
+    """Pretend a sleep, timeout or retry delay has passed."""
+    past = timezone.now() - timedelta(milliseconds=1)
+    FunctionRun.objects.filter(pk=run.pk).update(ready_at=past)
+    StepRun.objects.filter(run=run, wake_at__isnull=False).update(wake_at=past)

@@ -25,22 +25,10 @@ from django_inngest import (
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, RunStatus, StepRun, StepStatus, WaitKind
 from django_inngest.testing import drain
-from tests.helpers import start_in_a_worker_thread
+from tests.helpers import make_due, only_run, start_in_a_worker_thread
 from tests.qcluster import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def only_run(function_id: str) -> FunctionRun:
-    (run,) = FunctionRun.objects.filter(function_id=function_id)
-    return run
-
-
-def make_due(run: FunctionRun) -> None:
-    """Pretend a sleep, timeout or retry delay has passed."""
-    past = timezone.now() - timedelta(milliseconds=1)
-    FunctionRun.objects.filter(pk=run.pk).update(ready_at=past)
-    StepRun.objects.filter(run=run, wake_at__isnull=False).update(wake_at=past)
 
 
 def test_steps_run_once_each_and_output_is_stored(inngest: Inngest) -> None:
