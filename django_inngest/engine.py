@@ -101,23 +101,18 @@ def _advance(claimed: Claim, owner: str, completions: Completions) -> str:
     run_id = run.run_id
     function = registry.get(run.function_id)
     if function is None:
-        _fail_locked(
-            run_id,
-            owner,
-            {
-                "name": "FunctionNotFoundError",
-                "message": f"function {run.function_id!r} is not defined in this worker",
-            },
-        )
-        return "failed"
+        missing = {
+            "name": "FunctionNotFoundError",
+            "message": f"function {run.function_id!r} is not defined in this worker",
+        }
+        return _fail_locked(run_id, owner, missing)
     invocation = Invocation(run, function, owner, first=first)
     if recovered and not any(m.status == StepStatus.RUNNING for m in invocation.memos.values()):
         # The worker died outside any step: count it against the run so a crash loop ends.
         run.attempt += 1
         FunctionRun.objects.filter(pk=run_id).update(attempt=run.attempt)
         if run.attempt > function.retry_limit:
-            _fail_locked(run_id, owner, dict(WORKER_LOST))
-            return "failed"
+            return _fail_locked(run_id, owner, dict(WORKER_LOST))
     return _run_handler(invocation, completions)
 
 
@@ -195,8 +190,11 @@ def _handler_failed(inv: Invocation, exc: Exception) -> str:
     return "failed"
 
 
-def _fail_locked(run_id: str, owner: str, error: dict[str, Any]) -> None:
+def _fail_locked(run_id: str, owner: str, error: dict[str, Any]) -> str:
+    """Fail a run we claimed, unless a cancel (or a takeover) got there first."""
     with transaction.atomic():
         run = FunctionRun.objects.select_for_update().select_related("event").get(pk=run_id)
-        if run.status == RunStatus.RUNNING and run.lease_owner == owner:
-            finish_run(run, RunStatus.FAILED, timezone.now(), error=error)
+        if run.status != RunStatus.RUNNING or run.lease_owner != owner:
+            return "abandoned"
+        finish_run(run, RunStatus.FAILED, timezone.now(), error=error)
+    return "failed"

@@ -121,7 +121,8 @@ execute_run = execute_runs
 
 
 def tick() -> int:
-    """One poll: dispatch every run whose time has come; deliver cancel signals lost to a crash."""
+    """One poll: dispatch every run whose time has come (``periodic_maintenance`` redelivers
+    cancel signals lost to a crash)."""
     ids = leases.poll_due_runs()
     if ids:
         dispatch(ids)

@@ -67,7 +67,10 @@ class Invocation:
         # being resolved now counts too, as Inngest memoizes it on wake.
         self._unconsumed = sum(1 for m in self.memos.values() if m.status in _REPLAYED)
         self._positions = len(self.memos)
-        self._cancellations: list[Cancellation] | None = None
+        # The claim found whether the function has any bulk cancellation: if none, no query.
+        self._cancellations: list[Cancellation] | None = (
+            None if getattr(run, "has_bulk_cancellations", True) else []
+        )
         self.progressed = False
         #: While ``group.parallel`` plans, new ``step.run`` calls are collected here, not run.
         self.planning: list[PlannedStep] | None = None
@@ -127,8 +130,6 @@ class Invocation:
 
     def _bulk_cancellation(self) -> Cancellation | None:
         """Inngest's lazy check: is this run inside an active bulk cancellation's window and `if`?"""
-        if self._cancellations is None and not getattr(self.run, "has_bulk_cancellations", True):
-            self._cancellations = []  # the claim already found none for this function
         if self._cancellations is None:
             created = self.run.created_at
             self._cancellations = list(
