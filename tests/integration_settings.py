@@ -32,7 +32,8 @@ if os.environ.get("INNGEST_TEST_REDIS_URL"):
 # Short leases and redispatch so crash recovery is observable within a test.
 DJANGO_INNGEST_LEASE_SECONDS = 3
 DJANGO_INNGEST_REDISPATCH_AFTER_SECONDS = 2
-DJANGO_INNGEST_TIMER_POLL_SECONDS = 0.1
+# The library's default is 0.25 s; a test may run its workers with that (or another) value.
+DJANGO_INNGEST_TIMER_POLL_SECONDS = float(os.environ.get("INNGEST_TEST_TIMER_POLL", "0.1"))
 DJANGO_INNGEST_RETRY_BACKOFF_SECONDS = 0.2
 DJANGO_INNGEST_RETRY_BACKOFF_MAX_SECONDS = 1
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from django_inngest import Event, cancel_run
 from django_inngest.cancellation import RunAlreadyEndedError
 from django_inngest.models import Event as StoredEvent
-from django_inngest.models import FunctionRun, RunStatus, StepRun
+from django_inngest.models import FunctionRun, RunStatus, StepRun, StepStatus
 from tests.qcluster import QCluster, wait_until
 from tests.testapp.inngest_functions import inngest_client
 
@@ -45,14 +46,35 @@ def real_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("django_inngest.executor._brokers", {})
 
 
-@pytest.fixture
-def cluster(markers: Path, real_dispatch: None) -> Iterator[QCluster]:
-    qcluster = QCluster("tests.integration_settings", {"INNGEST_TEST_MARKERS": str(markers)})
+# tests/integration_settings.py: crash recovery is bounded by these.
+LEASE_SECONDS = 3
+REDISPATCH_AFTER_SECONDS = 2
+TIMER_POLL_SECONDS = 0.1
+#: The library's default DJANGO_INNGEST_TIMER_POLL_SECONDS.
+DEFAULT_TIMER_POLL_SECONDS = 0.25
+
+
+@contextlib.contextmanager
+def running_cluster(markers: Path, **env: str) -> Iterator[QCluster]:
+    qcluster = QCluster("tests.integration_settings", {"INNGEST_TEST_MARKERS": str(markers), **env})
     try:
         qcluster.wait_ready(workers=2)
         yield qcluster
     finally:
         qcluster.stop()
+
+
+@pytest.fixture
+def cluster(markers: Path, real_dispatch: None) -> Iterator[QCluster]:
+    with running_cluster(markers) as qcluster:
+        yield qcluster
+
+
+@pytest.fixture
+def default_poll_cluster(markers: Path, real_dispatch: None) -> Iterator[QCluster]:
+    """Workers that look for due timers at the library's default pace, not the tests' 0.1 s."""
+    with running_cluster(markers, INNGEST_TEST_TIMER_POLL=str(DEFAULT_TIMER_POLL_SECONDS)) as qc:
+        yield qc
 
 
 def executions(markers: Path, run_id: str) -> Counter[str]:
@@ -104,11 +126,16 @@ def test_kill_9_of_the_worker_mid_step_resumes_after_the_lease(
             if line.split()[:2] == [run.run_id, "step-3"]
         )
     )
+    killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)  # the worker process running step 3
     # The sentinel reincarnates the worker; our lease (3 s) expires; the poller redispatches and
     # step 3 runs again (at-least-once). Make that second attempt quick.
     StoredEvent.objects.filter(pk=run.event_id).update(data={"slow": 0})
     run = wait_status(run, RunStatus.COMPLETED, timeout=60)
+    recovery = time.monotonic() - killed_at
+    # Bounded: the lease runs out, a poller notices within a poll, then the run finishes.
+    bound = LEASE_SECONDS + REDISPATCH_AFTER_SECONDS + TIMER_POLL_SECONDS + 8
+    assert recovery < bound, f"recovered {recovery:.1f}s after the kill (bound {bound}s)"
     counts = executions(markers, run.run_id)
     assert counts["step-1"] == counts["step-2"] == 1  # committed before the kill: never again
     assert counts["step-3"] == 2  # cut off mid-way: ran again
@@ -221,15 +248,19 @@ def test_kill_9_of_the_whole_cluster_then_restart(markers: Path, real_dispatch: 
 
 
 def test_a_lost_task_is_redispatched(cluster: QCluster, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The broker "loses" the wake-up (as Redis does when a worker dies): nothing is enqueued.
-    monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
+    from django_q.models import OrmQ
+
+    # The broker "loses" the wake-up (as Redis does when a worker dies): nothing is enqueued,
+    # neither in the sender's transaction (the ORM broker's path) nor after it.
+    monkeypatch.setattr("django_inngest.executor._enqueue", lambda chunk: None)
     run = send("testapp/hello", name="lost")
     assert run is not None
+    assert not OrmQ.objects.exists()
     run = wait_status(run, RunStatus.COMPLETED, timeout=30)
     assert run.output == "hello lost"
 
 
-def test_sleep_wakes_within_a_second_of_its_due_time(cluster: QCluster) -> None:
+def test_sleep_wakes_within_a_second_of_its_due_time(default_poll_cluster: QCluster) -> None:
     runs = [send("testapp/sleep", seconds=2) for _ in range(8)]
     lateness = []
     for run in runs:
@@ -373,12 +404,22 @@ def test_a_sleep_survives_a_worker_restart(markers: Path, real_dispatch: None) -
             lambda: FunctionRun.objects.filter(pk=run.pk, wait_kind="sleep").exists(), 30, "sleep"
         )
     finally:
-        first.stop()  # the timer lives in the run's row, not in any process
+        # Killed, not stopped: a graceful stop could last long enough to finish the sleep.
+        first.kill9()  # the timer lives in the run's row, not in any process
+    killed_at = timezone.now()
+    # Nothing finished the sleep: the run is still asleep when no worker is left.
+    run = FunctionRun.objects.get(pk=run.pk)
+    assert (run.status, run.wait_kind) == (RunStatus.RUNNING, "sleep")
+    nap = StepRun.objects.get(run=run, step_id="nap")
+    assert nap.status == StepStatus.SLEEPING and nap.ended_at is None
+    assert nap.wake_at is not None and nap.wake_at > killed_at
     second = QCluster("tests.integration_settings", env)
     try:
         second.wait_ready(workers=2)
         run = wait_status(run, RunStatus.COMPLETED, timeout=30)
     finally:
         second.stop()
+    assert run.output == "awake"
     nap = StepRun.objects.get(run=run, step_id="nap")
     assert nap.ended_at is not None and nap.wake_at is not None and nap.ended_at >= nap.wake_at
+    assert nap.ended_at > killed_at  # woken by the second cluster
