@@ -350,15 +350,11 @@ def test_logger_is_silent_during_replay(inngest: Inngest, caplog: pytest.LogCapt
         run = only_run("test-app-logs")
         make_due(run)
         drain()
-    lines = [
-        r.getMessage() for r in caplog.records if r.name.startswith("django_inngest.functions")
-    ]
-    assert lines == ["before", "between", "after"]
-    assert all(
-        getattr(r, "run_id", None) == run.run_id
-        for r in caplog.records
-        if r.name.startswith("django_inngest.functions")
-    )
+    records = [r for r in caplog.records if r.name.startswith("django_inngest.functions")]
+    assert [r.getMessage() for r in records] == ["before", "between", "after"]
+    for record in records:  # each line says which run and function wrote it
+        assert getattr(record, "run_id", None) == run.run_id
+        assert getattr(record, "function_id", None) == "test-app-logs"
 
 
 def test_failure_emits_function_failed_and_runs_on_failure(inngest: Inngest) -> None:

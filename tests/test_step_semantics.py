@@ -1,5 +1,5 @@
 """Step semantics beyond test_engine: retry backoff in the engine, default retries, no system
-event recursion, logger fields, step IDs across replay, handler-level NonRetriable/RetryAfter
+event recursion, step IDs across replay, handler-level NonRetriable/RetryAfter
 errors, sleep limits, documented defaults, indexed waits and several steps per worker task.
 
 As in test_engine, django-q2 runs in sync mode (except where a test says otherwise): sending an
@@ -7,7 +7,6 @@ event runs its functions inline up to the first pause; ``drain`` advances what i
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -210,30 +209,6 @@ def test_a_function_triggered_by_function_finished_does_not_loop(inngest: Innges
     finished_for = StoredEvent.objects.filter(name="inngest/function.finished")
     assert sorted(e.data["function_id"] for e in finished_for) == ["test-app-src"] * 2
     assert sorted(seen) == sorted(runs_of("test-app-src").values_list("run_id", flat=True))
-
-
-# -- 4. logger fields ------------------------------------------------------------------------------
-
-
-def test_logger_records_carry_function_id_and_run_id(
-    inngest: Inngest, caplog: pytest.LogCaptureFixture
-) -> None:
-    @inngest.create_function(fn_id="tagged", trigger=TriggerEvent(event="t/tagged"))
-    def fn(ctx: Context) -> None:
-        ctx.logger.info("first")
-        ctx.step.sleep("nap", timedelta(seconds=5))
-        ctx.logger.warning("second")
-
-    with caplog.at_level(logging.INFO, logger="django_inngest.functions"):
-        inngest.send_sync(Event(name="t/tagged"))
-        run = only_run("test-app-tagged")
-        make_due(run)
-        drain()
-    records = [r for r in caplog.records if r.name.startswith("django_inngest.functions")]
-    assert [r.getMessage() for r in records] == ["first", "second"]
-    for record in records:
-        assert getattr(record, "function_id", None) == "test-app-tagged"
-        assert getattr(record, "run_id", None) == run.run_id
 
 
 # -- 5. step ID counters across replay ------------------------------------------------------------
