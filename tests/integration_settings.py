@@ -13,7 +13,8 @@ from tests.settings import DATABASES
 DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
 
 Q_CLUSTER = {
-    "name": "tests",
+    # The suffix keeps concurrent test runs' queues apart on a shared Redis.
+    "name": "tests" + os.environ.get("INNGEST_TEST_DB_SUFFIX", ""),
     "orm": "default",
     "workers": 2,
     "poll": 0.05,

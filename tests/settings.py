@@ -72,7 +72,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Unit tests run django-q2 in sync mode; integration tests start real qcluster processes with
 # their own settings module (tests/integration_settings.py).
 Q_CLUSTER = {
-    "name": "tests",
+    "name": "tests" + _SUFFIX,  # the integration clusters' name (tests/integration_settings.py)
     "orm": "default",
     "sync": True,
     "save_limit": -1,

@@ -370,7 +370,9 @@ def test_cancel_racing_completion_ends_each_run_exactly_once(cluster: QCluster) 
     assert not StoredEvent.objects.filter(name="inngest/function.failed").exists()
 
 
-REDIS_URL = "redis://127.0.0.1:6379/7"
+#: Concurrent test runs on one machine (INNGEST_TEST_DB_SUFFIX) each get their own Redis db.
+_SUFFIX = os.environ.get("INNGEST_TEST_DB_SUFFIX", "")
+REDIS_URL = f"redis://127.0.0.1:6379/{7 + sum(map(ord, _SUFFIX)) % 8}"
 
 
 def test_redis_broker_drops_the_in_flight_task_and_the_run_still_completes(
@@ -385,7 +387,7 @@ def test_redis_broker_drops_the_in_flight_task_and_the_run_still_completes(
     monkeypatch.setattr("django_inngest.executor.dispatch", lambda run_ids: None)
 
     def nothing_left_in_redis() -> None:
-        assert redis.Redis.from_url(REDIS_URL).llen("django_q:tests:q") == 0
+        assert redis.Redis.from_url(REDIS_URL).llen(f"django_q:tests{_SUFFIX}:q") == 0
 
     run = kill_the_cluster_in_step_3_then_restart(markers, env, nothing_left_in_redis)
     counts = executions(markers, run.run_id)
