@@ -85,9 +85,10 @@ def run(sizes: list[int], reps: int) -> None:
     from django.utils import timezone
 
     from bench.benchapp.inngest_functions import IMPORTER
-    from django_inngest import expressions, listeners, matching
-    from django_inngest.events import send_events
+    from django_inngest import expressions, matching
     from django_inngest.ids import new_ulid
+    from django_inngest.ingest import delivery as listeners
+    from django_inngest.ingest.events import send_events
     from django_inngest.models import (
         Event,
         FunctionRegistration,

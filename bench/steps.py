@@ -93,7 +93,7 @@ def profile_queries() -> dict[str, Any]:
 
     from bench.benchapp.inngest_functions import STEPS_1, STEPS_10, bench_client
     from django_inngest import Event as SdkEvent
-    from django_inngest import engine
+    from django_inngest.engine import worker as engine
     from django_inngest.models import FunctionRun
 
     out: dict[str, Any] = {}

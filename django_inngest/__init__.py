@@ -1,40 +1,52 @@
 """Inngest-style durable functions for Django, executed by django-q2 workers.
 
 The public API mirrors the official ``inngest`` Python SDK, so porting is an import swap.
+
+Settings modules import parts of this package (``django_inngest.sqlite``) before Django's apps
+are ready, so nothing here imports models: each public name is loaded on first use.
 """
 
 from __future__ import annotations
 
+from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any
 
-from django_inngest.client import Inngest
-from django_inngest.context import Context
-from django_inngest.definitions import Cancel, Event, TriggerCron, TriggerEvent
-from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
-from django_inngest.function import Function
+try:
+    __version__ = metadata.version("django-inngest")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 if TYPE_CHECKING:
-    from django_inngest.steps import Group, Step
+    from django_inngest.client import Inngest
+    from django_inngest.definitions import Cancel, TriggerCron, TriggerEvent
+    from django_inngest.definitions import EventValue as Event
+    from django_inngest.engine.cancellation import cancel_run
+    from django_inngest.engine.context import Context
+    from django_inngest.engine.context import Context as ContextSync
+    from django_inngest.engine.steps import Group, Step
+    from django_inngest.engine.steps import Step as StepSync
+    from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
+    from django_inngest.function import Function
 
-    StepSync = Step
-
-# inngest-py's name for its sync context, so `import django_inngest as inngest` ports as is.
-ContextSync = Context
-
-
-def __getattr__(name: str) -> Any:
-    # The step API touches models, so it loads on first use, not when settings import us.
-    if name in ("Step", "StepSync", "Group"):
-        from django_inngest import steps
-
-        return steps.Group if name == "Group" else steps.Step
-    raise AttributeError(f"module 'django_inngest' has no attribute {name!r}")
-
-
-if TYPE_CHECKING:
-    from django_inngest.cancellation import CancelResult
-
-__version__ = "0.1.0"
+#: Public name -> (module, attribute).
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "Cancel": ("django_inngest.definitions", "Cancel"),
+    "Context": ("django_inngest.engine.context", "Context"),
+    # inngest-py's name for its sync context, so `import django_inngest as inngest` ports as is.
+    "ContextSync": ("django_inngest.engine.context", "Context"),
+    "Event": ("django_inngest.definitions", "EventValue"),
+    "Function": ("django_inngest.function", "Function"),
+    "Group": ("django_inngest.engine.steps", "Group"),
+    "Inngest": ("django_inngest.client", "Inngest"),
+    "NonRetriableError": ("django_inngest.exceptions", "NonRetriableError"),
+    "RetryAfterError": ("django_inngest.exceptions", "RetryAfterError"),
+    "Step": ("django_inngest.engine.steps", "Step"),
+    "StepError": ("django_inngest.exceptions", "StepError"),
+    "StepSync": ("django_inngest.engine.steps", "Step"),
+    "TriggerCron": ("django_inngest.definitions", "TriggerCron"),
+    "TriggerEvent": ("django_inngest.definitions", "TriggerEvent"),
+    "cancel_run": ("django_inngest.engine.cancellation", "cancel_run"),
+}
 
 __all__ = [
     "Cancel",
@@ -55,10 +67,15 @@ __all__ = [
 ]
 
 
-def cancel_run(
-    run_id: str, *, reason: str = "", source: str = "python", **kwargs: Any
-) -> CancelResult:
-    """Cancel one run; see ``django_inngest.cancellation.cancel_run``."""
-    from django_inngest.cancellation import cancel_run as _cancel_run
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'django_inngest' has no attribute {name!r}") from None
+    value = getattr(import_module(module), attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-    return _cancel_run(run_id, reason=reason, source=source, **kwargs)
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -7,10 +7,12 @@ from typing import Any
 from django.apps import apps
 from django.core.checks import CheckMessage, Error, Warning
 
+from django_inngest import database, expressions
 from django_inngest.conf import PREFIX, SETTINGS
 from django_inngest.conf import settings as inngest_settings
 from django_inngest.definitions import MAX_CANCEL_RULES
 from django_inngest.exceptions import ExpressionError
+from django_inngest.registry import registry
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -18,7 +20,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     E003: a numeric setting is out of range."""
     messages: list[CheckMessage] = []
     for name, setting in SETTINGS.items():
-        value = getattr(inngest_settings, name)
+        value = inngest_settings.raw(name)
         if (isinstance(value, bool) and bool not in setting.types) or not isinstance(
             value, setting.types
         ):
@@ -42,7 +44,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="django_inngest.E003",
                 )
             )
-    keys = inngest_settings.EVENT_KEYS
+    keys = inngest_settings.raw("EVENT_KEYS")
     if isinstance(keys, list | tuple) and not all(isinstance(k, str) and k for k in keys):
         messages.append(
             Error(
@@ -55,9 +57,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 def check_integration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E010: django_q is not installed. W001: no functions were discovered."""
-    from django_inngest.registry import registry
-
+    """E010: django_q is not installed. E011: our models are routed to different databases.
+    W001: no functions were discovered."""
     messages: list[CheckMessage] = []
     if not apps.is_installed("django_q"):
         messages.append(
@@ -65,6 +66,20 @@ def check_integration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
                 "django_q is missing from INSTALLED_APPS.",
                 hint="django_inngest runs functions on django-q2 workers: add 'django_q'.",
                 id="django_inngest.E010",
+            )
+        )
+    routes = database.aliases_in_use()
+    used = set().union(*routes.values()) if routes else set()
+    if len(used) > 1:
+        detail = ", ".join(
+            f"{model}: {sorted(aliases)}" for model, aliases in sorted(routes.items())
+        )
+        messages.append(
+            Error(
+                f"DATABASE_ROUTERS send django_inngest's models to several databases ({detail}).",
+                hint="A run, its steps and its events commit in one transaction: route every "
+                "django_inngest model, for reads and writes, to one database.",
+                id="django_inngest.E011",
             )
         )
     if not registry.all() and not registry.errors:
@@ -80,9 +95,6 @@ def check_integration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
 
 def check_functions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E020: invalid CEL expression. E021: duplicate function ID. E022: too many cancel rules."""
-    from django_inngest import expressions
-    from django_inngest.registry import registry
-
     messages: list[CheckMessage] = [
         Error(str(error), hint="Give each function a unique fn_id.", id="django_inngest.E021")
         for error in registry.errors

@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from django_inngest.definitions import (
     MAX_RETRIES,
     MAX_TRIGGERS,
     Cancel,
-    Event,
+    EventValue,
     TriggerCron,
     TriggerEvent,
 )
 from django_inngest.exceptions import ConfigurationError
 from django_inngest.function import FAILED_EVENT, FAILURE_SUFFIX, Function, Handler, describe_source
+from django_inngest.ingest.events import send_events
 from django_inngest.registry import FunctionRegistry, registry
 
 #: inngest-py options that no part of django_inngest implements yet. Passing one raises,
@@ -176,25 +179,21 @@ class Inngest:
             )
         return retries
 
-    def send_sync(self, events: Event | list[Event]) -> list[str]:
+    def send_sync(self, events: EventValue | list[EventValue]) -> list[str]:
         """Store events and start the functions they trigger; returns internal event IDs.
 
         Inside ``transaction.atomic()`` the runs start only when the transaction commits, and an
         event rolled back with its transaction triggers nothing (beyond Inngest).
         """
-        from django_inngest.events import send_events
-
         items = list(events) if isinstance(events, list | tuple) else [events]
         return send_events([self._as_payload(e) for e in items])
 
-    async def send(self, events: Event | list[Event]) -> list[str]:
-        from asgiref.sync import sync_to_async
-
+    async def send(self, events: EventValue | list[EventValue]) -> list[str]:
         return await sync_to_async(self.send_sync)(events)
 
     @staticmethod
-    def _as_payload(event: Event | dict[str, Any]) -> dict[str, Any]:
-        if isinstance(event, Event):
+    def _as_payload(event: EventValue | dict[str, Any]) -> dict[str, Any]:
+        if isinstance(event, EventValue):
             return event.to_dict()
         if isinstance(event, dict):
             return event

@@ -26,6 +26,12 @@ class Setting:
     above: bool = False
     maximum: float | None = None
 
+    def read(self, value: Any) -> Any:
+        """The value as the engine uses it: ints accepted for a float setting become floats."""
+        if float in self.types and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
     def out_of_range(self, value: Any) -> str | None:
         """Why a well-typed number is not allowed, or None."""
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -130,15 +136,41 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-class _LazySettings:
-    """Reads ``DJANGO_INNGEST_<NAME>`` on every access, falling back to the default."""
+class InngestSettings:
+    """Reads ``DJANGO_INNGEST_<NAME>`` on every access, falling back to the default.
+
+    The annotations are the types callers get: a duration given as an int comes back a float.
+    System check E001 reports a value of the wrong type, so the engine never casts.
+    """
+
+    AUTODISCOVER_MODULE: str | None
+    EVENT_KEYS: list[str]
+    SIGNING_KEY: str
+    MAX_EVENT_BYTES: int
+    MAX_EVENTS_PER_REQUEST: int
+    MAX_STEP_OUTPUT_BYTES: int
+    DEFAULT_RETRIES: int
+    LEASE_SECONDS: float
+    REDISPATCH_AFTER_SECONDS: float
+    TIMER_POLL_SECONDS: float
+    INVOCATION_BUDGET_SECONDS: float
+    DISPATCH_BATCH_SIZE: int
+    THREADS_PER_WORKER: int
+    RETRY_BACKOFF_SECONDS: float
+    RETRY_BACKOFF_MAX_SECONDS: float
+    DEDUPE_WINDOW_SECONDS: int
+    Q_CLUSTER_NAME: str | None
 
     def __getattr__(self, name: str) -> Any:
         try:
             setting = SETTINGS[name]
         except KeyError:
             raise AttributeError(f"Unknown django_inngest setting {name!r}") from None
-        return getattr(django_settings, PREFIX + name, setting.default)
+        return setting.read(getattr(django_settings, PREFIX + name, setting.default))
+
+    def raw(self, name: str) -> Any:
+        """The value as configured, unconverted (for system checks)."""
+        return getattr(django_settings, PREFIX + name, SETTINGS[name].default)
 
 
-settings = _LazySettings()
+settings = InngestSettings()

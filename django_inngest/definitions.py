@@ -22,6 +22,18 @@ MAX_RETRIES = 20
 DEFAULT_CANCEL_TIMEOUT = datetime.timedelta(days=365)
 
 
+_FIELD_PATH_RE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
+def match_expression(match: str, owner: str) -> str:
+    """The TypeScript SDK's ``match`` shorthand: ``"data.id"`` -> ``event.data.id == async.data.id``
+    (translated in the SDK, for ``cancelOn`` and ``waitForEvent`` alike). ``owner`` names the
+    field in the error."""
+    if not isinstance(match, str) or not _FIELD_PATH_RE.fullmatch(match):
+        raise ConfigurationError(f"{owner} must be a field path like 'data.id', got {match!r}")
+    return f"event.{match} == async.{match}"
+
+
 def duration_from(value: int | float | datetime.timedelta, field_name: str) -> datetime.timedelta:
     """Inngest durations: an int is milliseconds, as in inngest-py."""
     if isinstance(value, datetime.timedelta):
@@ -38,8 +50,9 @@ def duration_from(value: int | float | datetime.timedelta, field_name: str) -> d
 
 
 @dataclass(frozen=True)
-class Event:
-    """An event, as inngest-py's ``Event`` (plus the wire fields ``user`` and ``v``)."""
+class EventValue:
+    """An event, as inngest-py's ``Event`` (plus the wire fields ``user`` and ``v``); public as
+    ``django_inngest.Event`` (``models.Event`` is the stored row)."""
 
     name: str
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -79,8 +92,13 @@ class TriggerEvent:
         if self.expression is not None and not isinstance(self.expression, str):
             raise ConfigurationError("TriggerEvent.expression must be a string")
 
+    @property
+    def is_wildcard(self) -> bool:
+        return self.event.endswith("*")
+
     def matches_name(self, name: str) -> bool:
-        if self.event.endswith("*"):
+        """Inngest's name match: exact, or a trailing wildcard segment as in ``app/user.*``."""
+        if self.is_wildcard:
             return name.startswith(self.event[:-1])
         return name == self.event
 
@@ -117,20 +135,15 @@ class Cancel:
             raise ConfigurationError("Cancel.event must be a non-empty event name")
         if self.if_exp is not None and self.match is not None:
             raise ConfigurationError("Cancel.if_exp and Cancel.match cannot be combined")
-        if self.match is not None and (
-            not isinstance(self.match, str)
-            or not re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*", self.match)
-        ):
-            raise ConfigurationError(
-                f"Cancel.match must be a field path like 'data.id', got {self.match!r}"
-            )
+        if self.match is not None:
+            match_expression(self.match, "Cancel.match")
         if self.timeout is not None:
             duration_from(self.timeout, "Cancel.timeout")
 
     @property
     def expression(self) -> str | None:
         if self.match is not None:
-            return f"event.{self.match} == async.{self.match}"
+            return match_expression(self.match, "Cancel.match")
         return self.if_exp
 
     @property

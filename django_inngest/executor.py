@@ -1,33 +1,37 @@
-"""The only module that talks to django-q2: wake-up tasks, and the timer poller in each worker.
+"""The only module that talks to django-q2: enqueueing wake-up tasks, and the hooks into
+django-q2's worker processes.
 
 django-q2 is transport, not truth. A task carries only run IDs; the run's row says whether it
 is ready and free. A lost task (the Redis broker drops in-flight tasks when a worker dies) is
 re-dispatched by the poller once ``REDISPATCH_AFTER_SECONDS`` pass; a duplicate task (one that
-outlived ``retry``) finds the lease held and returns. django-q2's ``Schedule`` ticks only every
-~30 s, so each worker runs a small poller thread for sleeps, timeouts, retries and lost runs.
+outlived ``retry``) finds the lease held and returns.
+
+This is the bottom layer: it knows no engine. The engine installs what a task runs
+(``install_worker_entry``) and what starts in each worker (``on_worker_start``).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.db import close_old_connections, connections, router
 from django_q.brokers import Broker, get_broker
+from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.signals import post_spawn
 from django_q.tasks import async_task
 
-from django_inngest import engine, leases
+from django_inngest import database
 from django_inngest.conf import settings
 
 logger = logging.getLogger(__name__)
-TASK = "django_inngest.executor.execute_runs"
+#: What a wake-up task calls (``engine.worker.execute_runs``).
+TASK = "django_inngest.engine.worker.execute_runs"
 
 _brokers: dict[str | None, Broker] = {}
+_worker_entry: Callable[[list[str] | str], dict[str, str]] | None = None
+_on_worker_start: list[Callable[[], None]] = []
 
 
 def _broker() -> Broker:
@@ -53,18 +57,24 @@ def dispatch(run_ids: Iterable[str]) -> None:
             logger.exception("Could not enqueue run_ids=%s; the poller will retry", chunk)
 
 
-def dispatch_in_transaction(run_ids: Iterable[str]) -> bool:
+def dispatch_on_commit(run_ids: list[str]) -> None:
+    """Wake workers once the run rows are visible; the poller covers a lost wake-up.
+
+    With django-q2's ORM broker on our database the wake-up is written in this transaction
+    (visible at the same commit, lost with nothing: an outbox); otherwise it is enqueued after
+    commit.
+    """
+    if not _dispatch_in_transaction(run_ids):
+        database.on_commit(lambda: dispatch(run_ids))
+
+
+def _dispatch_in_transaction(run_ids: list[str]) -> bool:
     """Enqueue now, in the caller's transaction, if the broker's queue is a table of the same
-    database (django-q2's ORM broker): the wake-up then commits or rolls back with the runs it
-    wakes, so none is lost between the commit and the enqueue, and no second commit is paid.
-    Returns False, enqueuing nothing, when that is not the case (the caller dispatches after
-    commit). An enqueue error here fails the caller's transaction, as any write in it would."""
-    from django_q.brokers.orm import ORM
-
-    from django_inngest.models import FunctionRun
-
-    alias = router.db_for_write(FunctionRun)
-    if Conf.SYNC or not connections[alias].in_atomic_block:
+    database (django-q2's ORM broker): no second commit is paid. Returns False, enqueuing
+    nothing, when that is not the case. An enqueue error here fails the caller's transaction,
+    as any write in it would."""
+    alias = database.alias()
+    if Conf.SYNC or not database.in_transaction():
         return False
     if not isinstance(_broker(), ORM) or alias != Conf.ORM:
         return False
@@ -86,7 +96,7 @@ def _enqueue(chunk: list[str]) -> None:
 
 def _chunks_of(run_ids: Iterable[str]) -> list[list[str]]:
     ids = list(dict.fromkeys(run_ids))
-    return _chunks(ids, int(settings.DISPATCH_BATCH_SIZE), int(Conf.WORKERS or 1))
+    return _chunks(ids, settings.DISPATCH_BATCH_SIZE, int(Conf.WORKERS or 1))
 
 
 def _chunks(ids: list[str], size: int, workers: int) -> list[list[str]]:
@@ -103,72 +113,34 @@ def _chunks(ids: list[str], size: int, workers: int) -> list[list[str]]:
     return chunks
 
 
+def install_worker_entry(entry: Callable[[list[str] | str], dict[str, str]]) -> None:
+    """Set what the tasks of earlier versions, queued under this module's path, run."""
+    global _worker_entry
+    _worker_entry = entry
+
+
 def execute_runs(run_ids: list[str] | str) -> dict[str, str]:
-    """The django-q2 task. Never raises: every outcome is recorded in our own tables.
-
-    A single ID is accepted too: tasks enqueued by earlier versions carry one.
-    """
-    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
-    try:
-        return engine.advance_many(ids)
-    except Exception:
-        logger.exception("Unexpected error advancing run_ids=%s; they will be retried", ids)
-        return dict.fromkeys(ids, "error")
+    """The task path versions before 0.2 enqueued (``django_inngest.executor.execute_runs``)."""
+    if _worker_entry is None:
+        raise RuntimeError("django_inngest's worker entry is not installed (app not ready?)")
+    return _worker_entry(run_ids)
 
 
-#: The task name earlier versions enqueued.
+#: The task name the first versions enqueued.
 execute_run = execute_runs
 
 
-def tick() -> int:
-    """One poll: dispatch every run whose time has come (``periodic_maintenance`` redelivers
-    cancel signals lost to a crash)."""
-    ids = leases.poll_due_runs()
-    if ids:
-        dispatch(ids)
-    return len(ids)
+def on_worker_start(callback: Callable[[], None]) -> None:
+    """Call ``callback`` in each django-q2 worker process as it starts (not in sync mode)."""
+    _on_worker_start.append(callback)
 
 
-class Poller(threading.Thread):
-    """Runs in every worker process (started on django-q2's ``post_spawn``)."""
-
-    def __init__(self) -> None:
-        super().__init__(name="django-inngest-poller", daemon=True)
-        self._stop_event = threading.Event()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-
-    def run(self) -> None:
-        from django_inngest.maintenance import periodic_maintenance
-        from django_inngest.registrations import sync_registrations
-
-        try:
-            sync_registrations()
-        except Exception:
-            logger.exception("Could not sync function registrations at worker start")
-        last_maintenance = 0.0
-        while not self._stop_event.wait(float(settings.TIMER_POLL_SECONDS)):
-            try:
-                close_old_connections()
-                tick()
-                if time.monotonic() - last_maintenance > 5:
-                    last_maintenance = time.monotonic()
-                    periodic_maintenance()
-            except Exception:
-                logger.exception("django_inngest poller error; retrying")
-
-
-_poller: Poller | None = None
-
-
-def start_poller(**_: Any) -> None:
-    global _poller
-    if Conf.SYNC or (_poller is not None and _poller.is_alive()):
+def _worker_started(**_: Any) -> None:
+    if Conf.SYNC:
         return
-    _poller = Poller()
-    _poller.start()
+    for callback in _on_worker_start:
+        callback()
 
 
 def connect_worker_signals() -> None:
-    post_spawn.connect(start_poller, dispatch_uid="django_inngest.start_poller")
+    post_spawn.connect(_worker_started, dispatch_uid="django_inngest.worker_started")

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django_inngest.conf import settings
 from django_inngest.definitions import Cancel, TriggerEvent
 
 if TYPE_CHECKING:
-    from django_inngest.context import Context
+    from django_inngest.engine.context import Context
 
 Handler = Callable[["Context"], Any]
 
@@ -50,9 +51,7 @@ class Function:
     def retry_limit(self) -> int:
         if self.retries is not None:
             return self.retries
-        from django_inngest.conf import settings
-
-        return int(settings.DEFAULT_RETRIES)
+        return settings.DEFAULT_RETRIES
 
     def config(self) -> dict[str, Any]:
         """The registration config, in the shape Inngest's sync payload uses."""

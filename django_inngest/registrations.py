@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
-
+from django_inngest import database
 from django_inngest.function import Function
 from django_inngest.models import FunctionRegistration
 from django_inngest.registry import registry
@@ -30,7 +29,7 @@ def sync_registrations() -> tuple[int, int]:
     Returns (active, deactivated). Runs of deactivated functions are kept.
     """
     functions = registry.all()
-    with transaction.atomic():
+    with database.atomic():
         for function in functions:
             FunctionRegistration.objects.update_or_create(
                 function_id=function.id, defaults=_fields(function)
@@ -41,7 +40,7 @@ def sync_registrations() -> tuple[int, int]:
             .update(is_active=False)
         )
     ids = [f.id for f in functions]
-    transaction.on_commit(lambda: _known.update(ids))  # only rows that really exist
+    database.on_commit(lambda: _known.update(ids))  # only rows that really exist
     logger.info("Synced functions active=%s deactivated=%s", len(functions), deactivated)
     return len(functions), deactivated
 
@@ -54,7 +53,7 @@ def ensure_registered(function: Function) -> None:
         function_id=function.id, defaults=_fields(function)
     )
     # Remembered only once the row is committed: a rolled-back send takes the row with it.
-    transaction.on_commit(lambda: _known.add(function.id))
+    database.on_commit(lambda: _known.add(function.id))
 
 
 def forget_cache() -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import import_module
 
+from django.apps import apps
+from django.utils.module_loading import module_has_submodule
+
+from django_inngest.conf import settings
 from django_inngest.exceptions import FunctionAlreadyRegisteredError
 from django_inngest.function import Function
 
@@ -49,6 +54,20 @@ class FunctionRegistry:
             self.version += 1
 
     @contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """Registrations made in the block are kept only if it completes: a module that fails
+        half-way leaves none of its functions behind."""
+        with self._lock:
+            saved, saved_errors = dict(self._functions), list(self.errors)
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self._functions, self.errors = saved, saved_errors
+                self.version += 1
+            raise
+
+    @contextmanager
     def isolated(self) -> Iterator[FunctionRegistry]:
         """Swap in an empty registry for a block (tests); restore the previous one after."""
         with self._lock:
@@ -67,23 +86,26 @@ registry = FunctionRegistry()
 
 
 def autodiscover() -> None:
-    """Import ``<app>.<module>`` for each installed app, as Django's admin autodiscovery does."""
-    from importlib import import_module
+    """Import ``<app>.<module>`` for each installed app, as Django's admin autodiscovery does.
 
-    from django.apps import apps
-    from django.utils.module_loading import module_has_submodule
-
-    from django_inngest.conf import settings
-
+    Each module registers all its functions or none. A duplicate function ID is kept for system
+    check E021 (which stops runserver, migrate and qcluster with a clear message) and discovery
+    goes on; any other error propagates, noted with the module's name.
+    """
     module = settings.AUTODISCOVER_MODULE
     if not module:
         return
     for app_config in apps.get_app_configs():
         if not module_has_submodule(app_config.module, module):
             continue
+        name = f"{app_config.name}.{module}"
         try:
-            import_module(f"{app_config.name}.{module}")
+            with registry.all_or_nothing():
+                import_module(name)
         except FunctionAlreadyRegisteredError as error:
-            # Surface as system check E021 (which stops runserver, migrate and qcluster)
-            # rather than as a traceback from app loading; keep discovering other apps.
             registry.errors.append(error)
+        except Exception as error:
+            error.add_note(
+                f"django_inngest: while importing {name} (none of its functions are registered)"
+            )
+            raise

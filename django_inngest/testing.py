@@ -6,7 +6,7 @@ import time
 
 from django.utils import timezone
 
-from django_inngest import engine
+from django_inngest.engine import worker
 from django_inngest.models import FunctionRun
 
 
@@ -20,14 +20,14 @@ def drain(*, timeout: float = 10.0, until_idle: bool = True) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ids = list(
-            FunctionRun.objects.active()
-            .filter(ready_at__lte=timezone.now(), lease_owner="")
+            FunctionRun.objects.ready(timezone.now())
+            .filter(lease_owner="")
             .order_by("ready_at")
             .values_list("run_id", flat=True)
         )
         progressed = False
         for run_id in ids:
-            if engine.advance(run_id) != "skipped":
+            if worker.advance(run_id) != "skipped":
                 advanced += 1
                 progressed = True
         if not progressed or not until_idle:

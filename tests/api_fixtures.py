@@ -14,9 +14,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from django_inngest import Inngest, TriggerEvent
-from django_inngest.events import send_events
 from django_inngest.function import Function
 from django_inngest.ids import new_ulid
+from django_inngest.ingest.events import send_events
 from django_inngest.models import Event, FunctionRegistration, FunctionRun, RunStatus
 
 SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"

@@ -40,6 +40,6 @@ def _close_worker_pool() -> Iterator[None]:
     # The worker pool's threads keep persistent connections (CONN_MAX_AGE on PostgreSQL);
     # close them so the test database can be flushed and dropped.
     yield
-    from django_inngest import worker_pool
+    from django_inngest.engine import worker_pool
 
     worker_pool.shutdown()

@@ -9,8 +9,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from django_inngest import Event, Inngest, engine
-from django_inngest.models import FunctionRun, StepRun
+from django_inngest import Event, Inngest
+from django_inngest.conf import settings as inngest_settings
+from django_inngest.engine import worker
+from django_inngest.models import Claim, FunctionRun, StepRun
 
 
 def start_in_a_worker_thread(
@@ -23,13 +25,13 @@ def start_in_a_worker_thread(
 
     def work() -> None:
         try:
-            engine.advance(run.run_id)
+            worker.advance(run.run_id)
         finally:
             connection.close()
 
-    worker = threading.Thread(target=work)
-    worker.start()
-    return run, worker
+    thread = threading.Thread(target=work)
+    thread.start()
+    return run, thread
 
 
 def only_run(function_id: str) -> FunctionRun:
@@ -43,3 +45,15 @@ def make_due(run: FunctionRun) -> None:
     past = timezone.now() - timedelta(milliseconds=1)
     FunctionRun.objects.filter(pk=run.pk).update(ready_at=past)
     StepRun.objects.filter(run=run, wake_at__isnull=False).update(wake_at=past)
+
+
+def claim_again(run_id: str, owner: str) -> Claim | None:
+    """Claim a run that was claimed before, as a worker resuming or recovering it does."""
+    lease = timedelta(seconds=inngest_settings.LEASE_SECONDS)
+    return FunctionRun.objects.claim_again(run_id, owner, timezone.now(), lease)
+
+
+def claim_new(run_ids: list[str], owner: str) -> dict[str, Claim]:
+    """Claim never-claimed runs together, as a worker task does for its batch."""
+    lease = timedelta(seconds=inngest_settings.LEASE_SECONDS)
+    return worker._claim_new(run_ids, owner, lease)

@@ -640,7 +640,7 @@ def test_bulk_confirm_reports_a_service_error(
     app: Inngest, admin_client: Client, monkeypatch: Any
 ) -> None:
     from django_inngest.admin import cancellations
-    from django_inngest.cancellation import BulkCancellationError
+    from django_inngest.engine.cancellation import BulkCancellationError
 
     send(app, "admin/nap")
 

@@ -12,13 +12,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_inngest import Context, Event, Inngest, TriggerEvent, cancel_run, engine, executor
-from django_inngest.completions import Completions
-from django_inngest.lifecycle import ended_values
+from django_inngest import Context, Event, Inngest, TriggerEvent, cancel_run, executor
+from django_inngest.engine import worker
+from django_inngest.engine.completions import Completions
+from django_inngest.engine.worker_pool import threads_for
+from django_inngest.models import Completion, FunctionRun, Listener, RunStatus, StepRun
 from django_inngest.models import Event as StoredEvent
-from django_inngest.models import FunctionRun, Listener, RunStatus, StepRun
-from django_inngest.statements import complete_runs_if_owner, insert_rows
-from django_inngest.worker_pool import threads_for
+from django_inngest.sql import insert_rows
+from tests.helpers import claim_again
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -192,7 +193,7 @@ def test_a_batch_is_claimed_with_one_update_and_ended_with_one(
 
     ids = queued_runs(inngest, "b/one", 6, monkeypatch)
     with CaptureQueriesContext(connection) as queries:
-        outcomes = engine.advance_many(ids)
+        outcomes = worker.advance_many(ids)
     assert outcomes == dict.fromkeys(ids, "completed")
     updates = statements(queries, "UPDATE") + statements(queries, "WITH")
     assert len(updates) == 2  # the claim of all six, and their end
@@ -215,7 +216,7 @@ def test_duplicate_ids_in_a_batch_advance_once(
         ctx.step.run("s", lambda: calls.append(1))
 
     (run_id,) = queued_runs(inngest, "b/one", 1, monkeypatch)
-    assert engine.advance_many([run_id, run_id]) == {run_id: "completed"}
+    assert worker.advance_many([run_id, run_id]) == {run_id: "completed"}
     assert calls == [1]
 
 
@@ -225,8 +226,8 @@ def test_a_duplicate_task_for_a_batch_does_nothing(
     noop_function(inngest)
 
     ids = queued_runs(inngest, "b/one", 3, monkeypatch)
-    assert engine.advance_many(ids) == dict.fromkeys(ids, "completed")
-    assert engine.advance_many(ids) == dict.fromkeys(ids, "skipped")
+    assert worker.advance_many(ids) == dict.fromkeys(ids, "completed")
+    assert worker.advance_many(ids) == dict.fromkeys(ids, "skipped")
     assert StoredEvent.objects.filter(name="inngest/function.finished").count() == 3
 
 
@@ -238,15 +239,15 @@ def test_one_runs_unexpected_error_does_not_stop_the_others(
     noop_function(inngest)
 
     ids = queued_runs(inngest, "b/one", 3, monkeypatch)
-    real = engine._advance
+    real = worker.take_turn
 
     def broken(claimed: Any, owner: str, completions: Completions) -> str:
         if claimed.run.run_id == ids[1]:
             raise RuntimeError("a bug in the engine")
         return real(claimed, owner, completions)
 
-    monkeypatch.setattr(engine, "_advance", broken)
-    outcomes = engine.advance_many(ids)
+    monkeypatch.setattr(worker, "take_turn", broken)
+    outcomes = worker.advance_many(ids)
     assert outcomes == {ids[0]: "completed", ids[1]: "error", ids[2]: "completed"}
     # The broken run keeps its lease until it expires; then it is recovered like a crash.
     assert FunctionRun.objects.get(pk=ids[1]).status == RunStatus.RUNNING
@@ -257,8 +258,6 @@ def test_runs_waiting_their_turn_keep_their_leases(
 ) -> None:
     """The second run is claimed with the first, but starts only after the first's long step:
     the keeper extends its lease meanwhile, so another worker cannot take it for a dead one's."""
-    from django_inngest import leases
-
     settings.DJANGO_INNGEST_THREADS_PER_WORKER = 1
     settings.DJANGO_INNGEST_LEASE_SECONDS = 0.6
     taken: list[object] = []
@@ -270,13 +269,13 @@ def test_runs_waiting_their_turn_keep_their_leases(
             if ctx.event.data["i"] == 0:
                 threading.Event().wait(1.5)  # two and a half leases
                 second = FunctionRun.objects.exclude(pk=ctx.run_id).get()
-                taken.append(leases.claim_again(second.run_id, "another worker"))
+                taken.append(claim_again(second.run_id, "another worker"))
             attempts.append(ctx.attempt)
 
         ctx.step.run("s", work)
 
     ids = queued_runs(inngest, "b/slow", 2, monkeypatch)
-    assert engine.advance_many(ids) == dict.fromkeys(ids, "completed")
+    assert worker.advance_many(ids) == dict.fromkeys(ids, "completed")
     assert taken == [None]
     assert attempts == [0, 0]  # nothing was charged to a "crash"
 
@@ -297,7 +296,7 @@ def test_a_cancel_after_the_handler_returned_wins_over_the_pending_completion(
         return real_flush(self)
 
     monkeypatch.setattr(Completions, "flush", cancel_first_then_flush)
-    assert engine.advance_many(ids) == {ids[0]: "abandoned", ids[1]: "completed"}
+    assert worker.advance_many(ids) == {ids[0]: "abandoned", ids[1]: "completed"}
     first, second = FunctionRun.objects.get(pk=ids[0]), FunctionRun.objects.get(pk=ids[1])
     assert (first.status, first.output) == (RunStatus.CANCELLED, None)
     assert (second.status, second.output) == (RunStatus.COMPLETED, "done")
@@ -330,7 +329,7 @@ def test_a_long_run_does_not_hold_back_the_end_of_a_completed_one(
         ctx.step.run("s", step)
 
     ids = queued_runs(inngest, "b/one", 2, monkeypatch)
-    assert engine.advance_many(ids) == dict.fromkeys(ids, "completed")
+    assert worker.advance_many(ids) == dict.fromkeys(ids, "completed")
     assert seen == [RunStatus.COMPLETED]
 
 
@@ -355,14 +354,14 @@ def test_a_task_does_not_return_while_a_late_end_is_being_written(
             ctx.step.run("s", lambda: threading.Event().wait(0.25))
 
     ids = queued_runs(inngest, "b/one", 2, monkeypatch)
-    assert engine.advance_many(ids) == dict.fromkeys(ids, "completed")
+    assert worker.advance_many(ids) == dict.fromkeys(ids, "completed")
     assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 2
 
 
 def test_a_run_that_cannot_end_does_not_keep_the_others_from_ending(
     inngest: Inngest, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    from django_inngest import completions
+    from django_inngest.engine import completions
 
     settings.DJANGO_INNGEST_THREADS_PER_WORKER = 1
 
@@ -379,7 +378,7 @@ def test_a_run_that_cannot_end_does_not_keep_the_others_from_ending(
         real(runs, **kwargs)
 
     monkeypatch.setattr(completions, "after_runs_ended", fails_for_the_second)
-    outcomes = engine.advance_many(ids)
+    outcomes = worker.advance_many(ids)
     assert outcomes == {ids[0]: "completed", ids[1]: "error", ids[2]: "completed"}
     statuses = dict(FunctionRun.objects.values_list("run_id", "status"))
     # The failed end rolled back whole; the run keeps its lease and will be recovered.
@@ -403,14 +402,14 @@ def test_a_batch_hands_back_the_runs_it_has_no_time_for(
     ids = queued_runs(inngest, "b/long", 3, monkeypatch)
     dispatched: list[str] = []
     monkeypatch.setattr("django_inngest.executor.dispatch", dispatched.extend)
-    outcomes = engine.advance_many(ids)
+    outcomes = worker.advance_many(ids)
     assert outcomes == {ids[0]: "completed", ids[1]: "deferred", ids[2]: "deferred"}
     assert dispatched == ids[1:]
     for run in FunctionRun.objects.filter(pk__in=ids[1:]):
         assert (run.status, run.lease_owner, run.started_at) == (RunStatus.QUEUED, "", None)
     # The next task takes them up as new runs.
-    assert engine.advance_many(ids[1:]) == {ids[1]: "completed", ids[2]: "deferred"}
-    assert engine.advance_many(ids[2:]) == {ids[2]: "completed"}
+    assert worker.advance_many(ids[1:]) == {ids[1]: "completed", ids[2]: "deferred"}
+    assert worker.advance_many(ids[2:]) == {ids[2]: "completed"}
     assert FunctionRun.objects.filter(status=RunStatus.COMPLETED).count() == 3
 
 
@@ -451,7 +450,7 @@ def test_a_worker_advances_several_runs_at_once_on_postgresql(
         return ctx.step.run("s", step)  # type: ignore[no-any-return]
 
     ids = queued_runs(inngest, "b/meet", 6, monkeypatch)
-    assert engine.advance_many(ids) == dict.fromkeys(ids, "completed")
+    assert worker.advance_many(ids) == dict.fromkeys(ids, "completed")
     assert len(threads) == 3 and all(name.startswith("inngest-run") for name in threads)
     assert StepRun.objects.filter(status="Completed").count() == 6
     assert sorted(FunctionRun.objects.values_list("output", flat=True)) == list(range(6))
@@ -483,14 +482,10 @@ def test_insert_rows_stores_what_the_orm_reads_back() -> None:
         assert stored.is_duplicate is False
 
 
-def test_candidate_listeners_are_what_the_orm_query_finds(
+def test_candidate_listeners_are_the_unexpired_ones_of_those_names_with_a_matching_or_no_key(
     inngest: Inngest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datetime import timedelta
-
-    from django.db.models import Q
-
-    from django_inngest.statements import candidate_listeners
 
     noop_function(inngest)
 
@@ -511,22 +506,24 @@ def test_candidate_listeners_are_what_the_orm_query_finds(
             expires_at=now + timedelta(seconds=ttl),
             created_at=now + timedelta(milliseconds=7 - index),  # newest first by id
         )
+    rows = list(Listener.objects.all())
     for names, keys in [({"a", "b"}, {"k1"}), ({"a"}, set()), ({"c", "a"}, {"k1", "k2"})]:
-        found = candidate_listeners(names, keys, now)
-        expected = list(
-            Listener.objects.filter(event_name__in=names, expires_at__gt=now)
-            .filter(Q(match_key__in=keys) | Q(match_key__isnull=True))
-            .order_by("created_at", "id")
+        found = list(Listener.objects.candidates(names, keys, now))
+        expected = sorted(
+            (
+                x
+                for x in rows
+                if x.event_name in names
+                and x.expires_at > now
+                and (x.match_key is None or x.match_key in keys)
+            ),
+            key=lambda x: (x.created_at, x.pk),
         )
         assert [x.pk for x in found] == [x.pk for x in expected]
-        for mine, orms in zip(found, expected, strict=True):
-            fields = Listener._meta.concrete_fields
-            assert [getattr(mine, f.attname) for f in fields] == [
-                getattr(orms, f.attname) for f in fields
-            ]
+        assert found  # each case finds something: the test is not vacuous
 
 
-def test_complete_runs_if_owner_writes_only_runs_still_under_that_lease(
+def test_end_completed_writes_only_runs_still_under_that_lease(
     inngest: Inngest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     noop_function(inngest)
@@ -535,13 +532,13 @@ def test_complete_runs_if_owner_writes_only_runs_still_under_that_lease(
     FunctionRun.objects.filter(pk__in=[a, b]).update(status=RunStatus.RUNNING, lease_owner="me")
     FunctionRun.objects.filter(pk=c).update(status=RunStatus.RUNNING, lease_owner="someone else")
     now = timezone.now()
-    same = {
-        name: value
-        for name, value in ended_values(RunStatus.COMPLETED, now).items()
-        if name not in ("ended_at", "output")
-    }
-    written = complete_runs_if_owner(
-        [(a, "me", now, {"big": "x" * 1000}), (b, "me", now, None), (c, "me", now, 3)], same
+    written = FunctionRun.objects.end_completed(
+        [
+            Completion(a, "me", now, {"big": "x" * 1000}),
+            Completion(b, "me", now, None),
+            Completion(c, "me", now, 3),
+        ],
+        now,
     )
     assert written == {a, b}
     rows = {r.pk: r for r in FunctionRun.objects.all()}

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from django_inngest import Cancel, Context, Event, Inngest, TriggerEvent, cancel_run
-from django_inngest.cancellation import (
+from django_inngest.engine.cancellation import (
     BulkCancellationError,
     RunAlreadyEndedError,
     RunNotFoundError,
@@ -139,7 +139,7 @@ def test_function_cancelled_payload_matches_the_seed_field_by_field(
 
 
 def test_seed_payload_matches_cleanup_and_no_other_function(newsletter: dict[str, Any]) -> None:
-    from django_inngest.events import send_events
+    from django_inngest.ingest.events import send_events
 
     seed = seed_payload()
     send_events([seed], allow_internal=True)

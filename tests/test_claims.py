@@ -14,8 +14,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from django_inngest import Event, leases
+from django_inngest import Event
 from django_inngest.models import FunctionRun, RunStatus, WaitKind
+from tests.helpers import claim_again, claim_new
 from tests.testapp.inngest_functions import inngest_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,7 +90,7 @@ def test_claim_again_of_a_crashed_workers_run_goes_to_exactly_one_worker(
             started_at=now - timedelta(seconds=10),
         )
 
-        results = race(functools.partial(leases.claim_again, run_id))
+        results = race(functools.partial(claim_again, run_id))
 
         winners = {owner: claim for owner, claim in results.items() if claim is not None}
         assert len(winners) == 1, (round_, results)
@@ -108,7 +109,7 @@ def test_claim_new_of_a_queued_run_goes_to_exactly_one_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for round_, run_id in enumerate(queued_runs(ROUNDS, monkeypatch)):
-        results = race(functools.partial(leases.claim_new, [run_id]))
+        results = race(functools.partial(claim_new, [run_id]))
 
         winners = {owner: claimed for owner, claimed in results.items() if claimed}
         assert len(winners) == 1, (round_, results)

@@ -9,13 +9,14 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from django_inngest import Context, Inngest
-from django_inngest.definitions import Cancel, Event, TriggerCron, TriggerEvent
+from django_inngest.definitions import Cancel, TriggerCron, TriggerEvent
+from django_inngest.definitions import EventValue as Event
 from django_inngest.exceptions import ConfigurationError
 from django_inngest.ids import is_ulid
+from django_inngest.ingest.triggers import functions_triggered_by
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, RunStatus
 from django_inngest.registry import FunctionRegistry
-from django_inngest.triggers import functions_triggered_by
 
 
 def handler(ctx: Context) -> None:
@@ -46,8 +47,8 @@ def test_public_api_imports() -> None:
     assert TriggerEvent is django_inngest.definitions.TriggerEvent
     assert TriggerCron is django_inngest.definitions.TriggerCron
     assert Cancel is django_inngest.definitions.Cancel
-    assert Event is django_inngest.definitions.Event
-    assert Context is django_inngest.context.Context
+    assert Event is django_inngest.definitions.EventValue
+    assert Context is django_inngest.engine.context.Context
     assert issubclass(NonRetriableError, Exception)
     assert issubclass(RetryAfterError, Exception)
     for name in (

@@ -18,14 +18,13 @@ from django_inngest import (
     RetryAfterError,
     StepError,
     TriggerEvent,
-    engine,
-    invocation,
-    leases,
 )
+from django_inngest.engine import poller, retries
+from django_inngest.engine import worker as engine
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, RunStatus, StepRun, StepStatus, WaitKind
 from django_inngest.testing import drain
-from tests.helpers import make_due, only_run, start_in_a_worker_thread
+from tests.helpers import claim_again, make_due, only_run, start_in_a_worker_thread
 from tests.qcluster import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,7 +119,7 @@ def test_backoff_grows_exponentially_with_jitter(settings: Any) -> None:
     settings.DJANGO_INNGEST_RETRY_BACKOFF_SECONDS = 1.0
     settings.DJANGO_INNGEST_RETRY_BACKOFF_MAX_SECONDS = 100.0
     for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0), (8, 100.0)]:
-        delays = [invocation.backoff_seconds(attempt) for _ in range(50)]
+        delays = [retries.backoff_seconds(attempt) for _ in range(50)]
         assert all(base * 0.5 <= d <= base for d in delays)
         assert len(set(delays)) > 1  # jittered
 
@@ -409,9 +408,9 @@ def test_claim_is_exclusive_and_duplicates_are_noops(inngest: Inngest) -> None:
     inngest.send_sync(Event(name="t/once"))
     run = only_run("test-app-once")
     make_due(run)
-    first = leases.claim_again(run.run_id, "owner-a")
+    first = claim_again(run.run_id, "owner-a")
     assert first is not None and not first.recovered
-    assert leases.claim_again(run.run_id, "owner-b") is None  # lease held
+    assert claim_again(run.run_id, "owner-b") is None  # lease held
     assert engine.advance(run.run_id) == "skipped"  # a duplicate task does nothing
 
 
@@ -478,6 +477,11 @@ def test_a_step_that_always_kills_its_worker_ends_failed(inngest: Inngest) -> No
     assert run.error["name"] == "WorkerLostError"
 
 
+def due_runs() -> list[str]:
+    """What one poll would dispatch (``poller.tick`` without the dispatch)."""
+    return FunctionRun.objects.take_due(timezone.now(), timedelta(seconds=30), poller.POLL_LIMIT)
+
+
 def test_poller_redispatches_lost_and_due_runs(inngest: Inngest, settings: Any) -> None:
     settings.DJANGO_INNGEST_REDISPATCH_AFTER_SECONDS = 30
 
@@ -487,15 +491,15 @@ def test_poller_redispatches_lost_and_due_runs(inngest: Inngest, settings: Any) 
 
     inngest.send_sync(Event(name="t/lost"))
     run = only_run("test-app-lost")
-    assert leases.poll_due_runs() == []  # sleeping: not due
+    assert due_runs() == []  # sleeping: not due
     make_due(run)
-    assert leases.poll_due_runs() == [run.run_id]  # due since its last dispatch
-    assert leases.poll_due_runs() == []  # just dispatched: not again at once
+    assert due_runs() == [run.run_id]  # due since its last dispatch
+    assert due_runs() == []  # just dispatched: not again at once
     # The wake-up task was lost: after REDISPATCH_AFTER_SECONDS it is dispatched again.
     FunctionRun.objects.filter(pk=run.pk).update(
         dispatched_at=timezone.now() - timedelta(seconds=31)
     )
-    assert leases.poll_due_runs() == [run.run_id]
+    assert due_runs() == [run.run_id]
 
 
 def test_invocation_budget_yields_and_continues(inngest: Inngest, settings: Any) -> None:
@@ -679,7 +683,7 @@ def test_crashes_outside_a_recorded_step_are_charged_to_the_run(inngest: Inngest
 
 
 def test_a_step_is_written_only_while_its_run_is_ours(inngest: Inngest) -> None:
-    from django_inngest.invocation import save_step_if_owner
+    save_step_if_owner = StepRun.objects.save_if_owned
 
     @inngest.create_function(fn_id="own", trigger=TriggerEvent(event="t/own"))
     def fn(ctx: Context) -> None:

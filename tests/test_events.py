@@ -19,9 +19,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_inngest import Context, Event, Inngest, TriggerEvent, executor
-from django_inngest.events import send_events
 from django_inngest.exceptions import EventValidationError
 from django_inngest.ids import is_ulid
+from django_inngest.ingest.events import send_events
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, RunStatus
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from django_inngest import expressions
+from django_inngest.definitions import match_expression
 from django_inngest.exceptions import ExpressionError
 from django_inngest.expressions import equality_predicate, evaluate, interpolate, validate
 
@@ -189,7 +190,7 @@ def test_event_and_async() -> None:
 
 
 def test_keyword_variable_and_match_expression() -> None:
-    expression = expressions.match_expression("data.importId")
+    expression = match_expression("data.importId", "match")
     assert expression == "event.data.importId == async.data.importId"
     validate(expression)
     assert evaluate(expression, event=CANCELLED["data"]["event"], async_=CANCELLED["data"]["event"])

@@ -20,7 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from django_inngest import Event, cancel_run
-from django_inngest.cancellation import RunAlreadyEndedError
+from django_inngest.engine.cancellation import RunAlreadyEndedError
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, RunStatus, StepRun, StepStatus
 from tests.qcluster import QCluster, wait_until

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from django_inngest import Cancel, Context, Event, Inngest, TriggerEvent, executor, maintenance
+from django_inngest import Cancel, Context, Event, Inngest, TriggerEvent, executor
+from django_inngest.engine import maintenance, poller
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, Listener, RunStatus
 from django_inngest.signals import function_cancelled
@@ -40,7 +41,7 @@ def test_a_cancel_signal_lost_to_a_crash_is_redelivered_once(
     (event_id,) = sleeper.send_sync(Event(name="m/go"))
     run = FunctionRun.objects.get(event_id=event_id)
     # The process "dies" between the cancel's commit and its on_commit callbacks.
-    monkeypatch.setattr("django_inngest.lifecycle.send_cancelled_signal", lambda run: None)
+    monkeypatch.setattr("django_inngest.engine.lifecycle.send_cancelled_signal", lambda run: None)
     from django_inngest import cancel_run
 
     cancel_run(run.run_id)
@@ -63,7 +64,7 @@ def test_a_cancel_signal_lost_to_a_crash_is_redelivered_once(
 
 def test_the_cancelled_event_is_emitted_at_most_once_per_run(sleeper: Inngest) -> None:
     from django_inngest import cancel_run
-    from django_inngest.lifecycle import emit_cancelled_event
+    from django_inngest.engine.lifecycle import emit_cancelled_event
 
     (event_id,) = sleeper.send_sync(Event(name="m/go"))
     run = FunctionRun.objects.get(event_id=event_id)
@@ -107,7 +108,7 @@ def test_dispatch_failure_is_logged_and_the_poller_recovers(
     FunctionRun.objects.filter(pk=run.pk).update(
         dispatched_at=timezone.now() - timedelta(minutes=1)
     )
-    assert executor.tick() == 1  # the poller finds it from its row and runs it (sync mode)
+    assert poller.tick() == 1  # the poller finds it from its row and runs it (sync mode)
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING and run.wait_kind == "sleep"
 
@@ -116,7 +117,7 @@ def test_execute_runs_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(run_ids: list[str]) -> dict[str, str]:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("django_inngest.engine.advance_many", explode)
+    monkeypatch.setattr("django_inngest.engine.worker.advance_many", explode)
     ids = ["01JDJKGTGDVV4DTXHY6XYB7BKK", "01JDJKGTGDVV4DTXHY6XYB7BKM"]
     assert executor.execute_runs(ids) == dict.fromkeys(ids, "error")
     # A task enqueued by an earlier version carries one ID under the old name.
@@ -132,7 +133,7 @@ def test_worker_start_syncs_registrations(isolated_registry: Any) -> None:
     def fn(ctx: Context) -> None:
         return None
 
-    poller = executor.Poller()
-    poller.stop()  # run() syncs first, then sees the stop flag and returns
-    poller.run()
+    thread = poller.Poller()
+    thread.stop()  # run() syncs first, then sees the stop flag and returns
+    thread.run()
     assert FunctionRegistration.objects.filter(function_id="boot-f", is_active=True).exists()

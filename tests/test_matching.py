@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from django_inngest import expressions
+from django_inngest.definitions import match_expression
 from django_inngest.matching import event_keys, key_for_expression, listener_key
 
 
@@ -30,7 +31,7 @@ def test_key_of_expression_is_among_matching_event_keys() -> None:
 
 
 def test_interpolated_listener_round_trip() -> None:
-    expression = expressions.match_expression("data.importId")
+    expression = match_expression("data.importId", "match")
     residual = expressions.interpolate(expression, {"data": {"importId": "bdce"}})
     key = key_for_expression(residual)
     matching_event = _incoming({"importId": "bdce"})

@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from django_inngest.events import send_events
+from django_inngest.ingest.events import send_events
 from django_inngest.models import (
     Cancellation,
     CancelSource,

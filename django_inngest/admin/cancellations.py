@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from django_inngest import expressions
 from django_inngest.admin.base import EMPTY, ReadOnlyAdmin, moment, status_badge
-from django_inngest.cancellation import (
+from django_inngest.engine.cancellation import (
     MAX_FUTURE_SKEW,
     BulkCancellationError,
     create_bulk_cancellation,

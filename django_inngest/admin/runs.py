@@ -16,7 +16,6 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from django_inngest import runs as run_services
 from django_inngest.admin.base import (
     EMPTY,
     ReadOnlyAdmin,
@@ -28,13 +27,14 @@ from django_inngest.admin.base import (
     run_status,
     status_badge,
 )
-from django_inngest.cancellation import (
+from django_inngest.engine.cancellation import (
     RunAlreadyEndedError,
     RunNotFoundError,
     cancel_run,
     cancel_runs,
 )
 from django_inngest.exceptions import InngestError
+from django_inngest.ingest import runs as run_services
 from django_inngest.models import CancelSource, FunctionRun, RunStatus
 from django_inngest.timeline import build_timeline, format_duration
 

@@ -20,8 +20,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from django_inngest.api.keys import event_key_is_valid
 from django_inngest.conf import settings
-from django_inngest.events import send_events
 from django_inngest.exceptions import EventValidationError
+from django_inngest.ingest.events import send_events
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from django_inngest.api.serializers import (
     OkSerializer,
     serialize_many,
 )
-from django_inngest.cancellation import BulkCancellationError, create_bulk_cancellation
+from django_inngest.engine.cancellation import BulkCancellationError, create_bulk_cancellation
 from django_inngest.models import Cancellation, CancelSource
 
 

@@ -6,7 +6,6 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from django_inngest import runs
 from django_inngest.api.base import InngestAPIView
 from django_inngest.api.errors import Conflict
 from django_inngest.api.schema import envelope, extend_schema, responses
@@ -18,8 +17,9 @@ from django_inngest.api.serializers import (
     StepSerializer,
     serialize_many,
 )
-from django_inngest.cancellation import RunAlreadyEndedError, RunNotFoundError, cancel_run
+from django_inngest.engine.cancellation import RunAlreadyEndedError, RunNotFoundError, cancel_run
 from django_inngest.exceptions import InngestError
+from django_inngest.ingest import runs
 from django_inngest.models import CancelSource, FunctionRun, RunStatus
 
 VIEW_RUN = "django_inngest.view_functionrun"

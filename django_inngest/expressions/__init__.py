@@ -19,7 +19,7 @@ dicts: each ``event.a.b`` path is walked in Python and only the value it reaches
 from __future__ import annotations
 
 from django_inngest.expressions.compiler import _program, evaluate, validate
-from django_inngest.expressions.residual import equality_predicate, interpolate, match_expression
+from django_inngest.expressions.residual import equality_predicate, interpolate
 from django_inngest.expressions.semantics import MISSING, ROOT_VARIABLES
 
 __all__ = [
@@ -29,6 +29,5 @@ __all__ = [
     "equality_predicate",
     "evaluate",
     "interpolate",
-    "match_expression",
     "validate",
 ]

@@ -224,8 +224,3 @@ def equality_predicate(expression: str) -> tuple[str, Any] | None:
                     return (path, value[0])
                 found = found or (path, value[0])
     return found
-
-
-def match_expression(match: str) -> str:
-    """TypeScript's ``match`` shorthand: ``"data.id"`` -> ``event.data.id == async.data.id``."""
-    return f"event.{match} == async.{match}"

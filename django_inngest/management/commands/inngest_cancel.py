@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_inngest.cancellation import (
+from django_inngest.engine.cancellation import (
     BulkCancellationError,
     cancel_runs,
     create_bulk_cancellation,

@@ -6,13 +6,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from django_inngest import expressions
+from django_inngest import database, expressions
+from django_inngest.engine.lifecycle import finish_run
 from django_inngest.exceptions import ExpressionError, InngestError
-from django_inngest.lifecycle import finish_run
 from django_inngest.models import (
     Cancellation,
     CancelSource,
@@ -62,13 +61,8 @@ def cancel_run(
     removed; a step in flight finishes but its result is dropped and no further step runs. The
     ``function_cancelled`` signal is sent once, after commit.
     """
-    with transaction.atomic():
-        run = (
-            FunctionRun.objects.select_for_update()
-            .select_related("event")
-            .filter(pk=run_id)
-            .first()
-        )
+    with database.atomic():
+        run = FunctionRun.objects.locked(run_id)
         if run is None:
             raise RunNotFoundError(f"Unable to load function run: {run_id}")
         if run.status == RunStatus.CANCELLED:
@@ -154,10 +148,7 @@ def matching_runs(cancellation: Cancellation) -> list[FunctionRun]:
     if cancellation.started_after is not None:
         runs = runs.filter(created_at__gte=cancellation.started_after)
     return [
-        run
-        for run in runs.order_by("created_at")
-        if not cancellation.if_exp
-        or expressions.evaluate(cancellation.if_exp, event=run.event.as_payload())
+        run for run in runs.order_by("created_at") if cancellation.matches(run.event.as_payload())
     ]
 
 

@@ -6,15 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
-from django_inngest import listeners, triggers
+from django_inngest import database, executor
+from django_inngest.exceptions import InngestError
 from django_inngest.function import Function
 from django_inngest.ids import new_ulid
-from django_inngest.models import Event, FunctionRun, Listener, RunStatus
+from django_inngest.ingest import triggers
+from django_inngest.models import Event, FunctionRun, Listener, ListenerKind, RunStatus
+from django_inngest.models.listeners import residual
 from django_inngest.registrations import ensure_registered
-from django_inngest.statements import insert_rows
+from django_inngest.registry import registry
+from django_inngest.sql import insert_rows
 
 
 def start_triggered_runs(
@@ -34,7 +37,7 @@ def start_triggered_runs(
             functions[function.id] = function
             run = _new_run(function, event, now)
             created.append(run)
-            rules += listeners.cancel_listeners(run, function, payload, now)
+            rules += cancel_listeners(run, function, payload, now)
     if created:
         for function in functions.values():
             ensure_registered(function)
@@ -45,7 +48,7 @@ def start_triggered_runs(
 def _insert(runs: list[FunctionRun], rules: list[Listener]) -> None:
     insert_rows(runs)
     insert_rows(rules)
-    dispatch_on_commit([run.run_id for run in runs])
+    executor.dispatch_on_commit([run.run_id for run in runs])
 
 
 def _new_run(function: Function, event: Event, now: datetime, **fields: Any) -> FunctionRun:
@@ -80,30 +83,29 @@ def create_run(
         original_run_id=original_run_id,
     )
     ensure_registered(function)
-    _insert([run], listeners.cancel_listeners(run, function, event.as_payload(), now))
+    _insert([run], cancel_listeners(run, function, event.as_payload(), now))
     return run
-
-
-def dispatch_on_commit(run_ids: list[str]) -> None:
-    """Wake workers once the run rows are visible; the executor's poll covers a lost wake-up.
-
-    With django-q2's ORM broker on our database the wake-up is written in this transaction
-    (visible at the same commit); otherwise it is enqueued after commit.
-    """
-    from django_inngest import executor
-
-    if not executor.dispatch_in_transaction(run_ids):
-        transaction.on_commit(lambda: executor.dispatch(run_ids))
 
 
 def rerun(run: FunctionRun) -> FunctionRun:
     """A new run from the same triggering event, as Inngest's rerun does."""
-    from django_inngest.registry import registry
-
     function = registry.get(run.function_id)
     if function is None:
-        from django_inngest.exceptions import InngestError
-
         raise InngestError(f"function {run.function_id!r} is no longer defined in code")
-    with transaction.atomic():
+    with database.atomic():
         return create_run(function, run.event, timezone.now(), original_run_id=run.run_id)
+
+
+def cancel_listeners(
+    run: FunctionRun, function: Function, trigger_payload: dict[str, Any], now: datetime
+) -> list[Listener]:
+    """The run's ``cancel_on`` rules as unsaved rows (the caller inserts a batch at once)."""
+    rows = []
+    for rule in function.cancel:
+        expression = residual(rule.expression, trigger_payload)
+        if expression == "false":
+            continue  # this trigger can never be cancelled by that rule (Inngest skips it too)
+        rows.append(
+            Listener.build(ListenerKind.CANCEL, run, rule.event, expression, now + rule.window, now)
+        )
+    return rows

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connections
 from django.utils import timezone
 
-from django_inngest.lifecycle import after_runs_ended, ended_values, terminal_values
-from django_inngest.models import FunctionRun, RunStatus
-from django_inngest.statements import complete_runs_if_owner
+from django_inngest import database
+from django_inngest.engine.lifecycle import after_runs_ended
+from django_inngest.models import Completion, FunctionRun, RunStatus, ended_values
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Completions:
             if not self._pending:
                 self._since = time.monotonic()
                 # Not inside a transaction: another connection could not see its rows.
-                if self._late_flush and not connection.in_atomic_block:
+                if self._late_flush and not database.in_transaction():
                     self._timer = threading.Timer(LATE_FLUSH_SECONDS, self._flush_late)
                     self._timer.daemon = True
                     self._timers.append(self._timer)
@@ -121,21 +121,21 @@ class Completions:
         try:
             self.flush()
         finally:
-            connection.close()  # this timer thread's own connection, if it opened one
+            connections.close_all()  # this timer thread's own connections, if it opened any
 
     def _write(self, pending: list[_Completed]) -> None:
-        with transaction.atomic():
+        with database.atomic():
             # The lease check and the write are one statement: under the row locks, so a
             # concurrent cancel either committed first (its run is not written) or waits.
-            varying = ("ended_at", "output")
-            same = ended_values(RunStatus.COMPLETED, timezone.now())
-            written = complete_runs_if_owner(
-                [(d.run.run_id, d.owner, d.ended_at, d.output) for d in pending],
-                {name: value for name, value in same.items() if name not in varying},
+            written = FunctionRun.objects.end_completed(
+                [Completion(d.run.run_id, d.owner, d.ended_at, d.output) for d in pending],
+                timezone.now(),
             )
             ended = [d for d in pending if d.run.run_id in written]
             for done in ended:
-                terminal_values(done.run, RunStatus.COMPLETED, done.ended_at, output=done.output)
+                values = ended_values(RunStatus.COMPLETED, done.ended_at, output=done.output)
+                for name, value in values.items():
+                    setattr(done.run, name, value)
             after_runs_ended(
                 [d.run for d in ended],
                 with_listeners=[d.run.run_id for d in ended if d.has_listeners],

@@ -7,10 +7,10 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django_inngest.definitions import Event
+from django_inngest.definitions import EventValue
 
 if TYPE_CHECKING:
-    from django_inngest.steps import Group, Step
+    from django_inngest.engine.steps import Group, Step
 
 
 class FunctionLogger(logging.LoggerAdapter[logging.Logger]):
@@ -40,8 +40,8 @@ class Context:
     """Passed to ``def handler(ctx: Context)``; the fields of inngest-py's ``Context``."""
 
     attempt: int
-    event: Event
-    events: list[Event]
+    event: EventValue
+    events: list[EventValue]
     group: Group
     logger: FunctionLogger
     run_id: str

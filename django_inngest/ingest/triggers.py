@@ -18,7 +18,7 @@ class _TriggerIndex:
     def __init__(self) -> None:
         self._version = -1
         self._exact: dict[str, list[tuple[Function, TriggerEvent]]] = {}
-        self._wildcards: list[tuple[str, Function, TriggerEvent]] = []
+        self._wildcards: list[tuple[Function, TriggerEvent]] = []
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
@@ -30,8 +30,8 @@ class _TriggerIndex:
             wildcards = []
             for function in registry.all():
                 for trigger in function.triggers:
-                    if trigger.event.endswith("*"):
-                        wildcards.append((trigger.event[:-1], function, trigger))
+                    if trigger.is_wildcard:
+                        wildcards.append((function, trigger))
                     else:
                         exact[trigger.event].append((function, trigger))
             self._exact, self._wildcards = dict(exact), wildcards
@@ -40,7 +40,7 @@ class _TriggerIndex:
     def candidates(self, name: str) -> list[tuple[Function, TriggerEvent]]:
         self._refresh()
         found = list(self._exact.get(name, ()))
-        found.extend((f, t) for prefix, f, t in self._wildcards if name.startswith(prefix))
+        found.extend((f, t) for f, t in self._wildcards if t.matches_name(name))
         return found
 
 

@@ -1,4 +1,4 @@
-"""Periodic housekeeping run by each worker's poller: outbox redelivery, expired listeners and
+"""Periodic housekeeping run by the workers' poller: outbox redelivery, expired listeners and
 dedupe keys."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from django_inngest.models import DedupeKey, FunctionRun, Listener, RunStatus
+from django_inngest.engine.lifecycle import send_cancelled_signal
+from django_inngest.models import DedupeKey, FunctionRun, Listener, ListenerKind, RunStatus
 
 logger = logging.getLogger(__name__)
 #: A cancel signal not delivered this long after the cancel committed was lost to a crash.
@@ -18,8 +19,6 @@ LISTENER_GRACE = timedelta(minutes=20)
 
 
 def redeliver_cancel_signals(limit: int = 100) -> int:
-    from django_inngest.lifecycle import send_cancelled_signal
-
     cutoff = timezone.now() - OUTBOX_GRACE
     runs = list(
         FunctionRun.objects.select_related("event").filter(
@@ -35,7 +34,7 @@ def redeliver_cancel_signals(limit: int = 100) -> int:
 def delete_expired_listeners() -> int:
     # Expired cancel rules simply lapse; expired waits are resolved by the run's own timeout.
     cutoff = timezone.now() - LISTENER_GRACE
-    return Listener.objects.filter(expires_at__lt=cutoff, kind="cancel").delete()[0]
+    return Listener.objects.filter(expires_at__lt=cutoff, kind=ListenerKind.CANCEL).delete()[0]
 
 
 def delete_expired_dedupe_keys() -> int:

@@ -17,8 +17,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connections
 
+from django_inngest import database
 from django_inngest.conf import settings
 
 T = TypeVar("T")
@@ -31,7 +32,8 @@ def threads_for(count: int) -> int:
     Inline when the caller is inside a transaction (other connections could not see its
     uncommitted rows: sync mode in a test) and on SQLite, whose writers are serialised anyway.
     """
-    wanted = int(settings.THREADS_PER_WORKER)
+    wanted = settings.THREADS_PER_WORKER
+    connection = database.connection()
     if count <= 1 or wanted <= 1 or connection.in_atomic_block or connection.vendor == "sqlite":
         return 1
     return min(count, wanted)
@@ -55,7 +57,7 @@ class _Pool:
         while True:
             job = self.jobs.get()
             if job is None:  # shutdown: one sentinel per thread
-                connection.close()
+                connections.close_all()
                 return
             job()
 
