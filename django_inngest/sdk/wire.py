@@ -68,15 +68,17 @@ def memo_data(value: JSON) -> dict[str, JSON]:
     return {"data": value}
 
 
-def memo_error(name: object, message: object, stack: object = None) -> dict[str, JSON]:
+def memo_error(
+    name: object, message: object, stack: object = None, *, field: str = "error"
+) -> dict[str, JSON]:
     """A step that failed for good (or an invoke whose child failed). In user code the SDK
     raises ``inngest.StepError`` with this name, message and stack."""
     if not isinstance(name, str) or not name:
-        raise SdkProtocolError("error.name", f"must be a non-empty string, got {name!r}")
+        raise SdkProtocolError(f"{field}.name", f"must be a non-empty string, got {name!r}")
     if not isinstance(message, str):
-        raise SdkProtocolError("error.message", f"must be a string, got {message!r}")
+        raise SdkProtocolError(f"{field}.message", f"must be a string, got {message!r}")
     if stack is not None and not isinstance(stack, str):
-        raise SdkProtocolError("error.stack", f"must be a string or None, got {stack!r}")
+        raise SdkProtocolError(f"{field}.stack", f"must be a string or None, got {stack!r}")
     error: dict[str, JSON] = {"name": name, "message": message}
     if stack is not None:
         error["stack"] = stack
@@ -131,7 +133,9 @@ def normalise_memo(value: JSON, *, field: str) -> JSON:
         if extra:
             # The SDK would ignore them, but a typo here usually means a missing "message".
             raise SdkProtocolError(f"{field}.error", f"has unexpected keys {sorted(extra)}")
-        return memo_error(error.get("name"), error.get("message"), error.get("stack"))
+        return memo_error(
+            error.get("name"), error.get("message"), error.get("stack"), field=f"{field}.error"
+        )
     if keys == {"data", "error"}:
         raise SdkProtocolError(field, "has both 'data' and 'error'; a memo holds exactly one")
     if "name" not in value:

@@ -1,0 +1,62 @@
+"""Fixtures for the SDK protocol tests (registered in tests/conftest.py via pytest_plugins)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import inngest
+import pytest
+from django.test import Client
+
+from tests.sdkapp.capture import CaptureServer
+from tests.sdkapp.functions import (
+    SyncFunctions,
+    build_async_functions,
+    build_client,
+    build_sync_functions,
+)
+from tests.sdkapp.harness import urlconf
+
+
+@pytest.fixture(scope="session")
+def _capture_server_session() -> Iterator[CaptureServer]:
+    server = CaptureServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def capture_server(_capture_server_session: CaptureServer) -> Iterator[CaptureServer]:
+    """Our server's stand-in for the SDK's calls to ``/e/`` and ``/fn/register``."""
+    _capture_server_session.reset()
+    yield _capture_server_session
+    _capture_server_session.reset()
+
+
+@dataclass(frozen=True)
+class SdkApp:
+    client: inngest.Inngest
+    fns: SyncFunctions
+    async_fns: list[Any]
+    http: Client
+
+
+@pytest.fixture
+def sdk_app(
+    capture_server: CaptureServer, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> SdkApp:
+    """The inngest-py test app, served under this test's ROOT_URLCONF only."""
+    for name in (
+        "INNGEST_DEV",
+        "INNGEST_SIGNING_KEY_FALLBACK",
+        "INNGEST_SERVE_ORIGIN",
+        "INNGEST_SERVE_PATH",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    client = build_client(capture_server.url)
+    fns = build_sync_functions(client)
+    async_fns = build_async_functions(client)
+    settings.ROOT_URLCONF = urlconf(client, fns, async_fns)
+    return SdkApp(client=client, fns=fns, async_fns=async_fns, http=Client())
