@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import json
 import time
-import types
 from typing import Any
 
-import inngest.django
 import pytest
-from django.test import Client
 from inngest._internal import net, transforms
 
 from django_inngest.sdk import signing
 from django_inngest.sdk.errors import SdkProtocolError
 from django_inngest.sdk.responses import Completed, Unauthorized
 from tests.sdkapp.capture import CaptureServer
-from tests.sdkapp.fixtures import SdkApp
-from tests.sdkapp.functions import SIGNING_KEY, build_client, build_sync_functions
+from tests.sdkapp.fixtures import SdkApp, make_sdk_app
+from tests.sdkapp.functions import SIGNING_KEY
 from tests.sdkapp.harness import Answer, Driver, event, fn_id, post
 
 OTHER_KEY = "signkey-prod-" + "ab" * 32
@@ -175,13 +172,14 @@ def test_an_app_holding_our_key_as_its_fallback(
     capture_server: CaptureServer, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Key rotation: the app already has a new primary key; ours is its fallback."""
-    monkeypatch.setenv("INNGEST_SIGNING_KEY_FALLBACK", SIGNING_KEY)
-    client = build_client(capture_server.url, signing_key=OTHER_KEY)
-    fns = build_sync_functions(client)
-    module = types.ModuleType("tests_sdkapp_fallback_urls")
-    module.urlpatterns = [inngest.django.serve(client, fns.all())]  # type: ignore[attr-defined]
-    settings.ROOT_URLCONF = module
-    run = Driver(Client(), fn_id("child"), event("sdk/child", {"n": 5}))
+    app = make_sdk_app(
+        capture_server.url,
+        settings,
+        monkeypatch,
+        signing_key=OTHER_KEY,
+        signing_key_fallback=SIGNING_KEY,
+    )
+    run = Driver(app.http, fn_id("child"), event("sdk/child", {"n": 5}))
     answer = run.call(key=SIGNING_KEY)
     assert answer.outcome == Completed(output={"doubled": 10})
     # Answered with the key that verified: ours, not the app's primary.

@@ -12,6 +12,7 @@ from django.test import Client
 
 from tests.sdkapp.capture import CaptureServer
 from tests.sdkapp.functions import (
+    SIGNING_KEY,
     SyncFunctions,
     build_async_functions,
     build_client,
@@ -43,11 +44,17 @@ class SdkApp:
     http: Client
 
 
-@pytest.fixture
-def sdk_app(
-    capture_server: CaptureServer, settings: Any, monkeypatch: pytest.MonkeyPatch
+def make_sdk_app(
+    api_origin: str,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    signing_key: str = SIGNING_KEY,
+    signing_key_fallback: str | None = None,
 ) -> SdkApp:
-    """The inngest-py test app, served under this test's ROOT_URLCONF only."""
+    """Build the inngest-py test app and serve it under this test's ROOT_URLCONF only.
+
+    inngest-py reads its fallback key only from the environment, hence ``monkeypatch``."""
     for name in (
         "INNGEST_DEV",
         "INNGEST_SIGNING_KEY_FALLBACK",
@@ -55,8 +62,18 @@ def sdk_app(
         "INNGEST_SERVE_PATH",
     ):
         monkeypatch.delenv(name, raising=False)
-    client = build_client(capture_server.url)
+    if signing_key_fallback is not None:
+        monkeypatch.setenv("INNGEST_SIGNING_KEY_FALLBACK", signing_key_fallback)
+    client = build_client(api_origin, signing_key=signing_key)
     fns = build_sync_functions(client)
     async_fns = build_async_functions(client)
     settings.ROOT_URLCONF = urlconf(client, fns, async_fns)
     return SdkApp(client=client, fns=fns, async_fns=async_fns, http=Client())
+
+
+@pytest.fixture
+def sdk_app(
+    capture_server: CaptureServer, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> SdkApp:
+    """The inngest-py test app, its API pointed at the capture server."""
+    return make_sdk_app(capture_server.url, settings, monkeypatch)
