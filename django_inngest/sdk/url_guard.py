@@ -55,7 +55,7 @@ class HostPattern:
         if not isinstance(text, str) or not text.strip():
             raise SdkProtocolError(field, f"holds an empty or non-string pattern: {text!r}")
         raw = text.strip().lower()
-        host, port = _split_host_port(raw, field=f"{field} pattern {text!r}")
+        host, port = _split_host_port(raw, field=field, pattern=text)
         body = host.removeprefix("*.").removeprefix(".")
         if host != "*" and (not body or "*" in body or "/" in body):
             raise SdkProtocolError(
@@ -185,14 +185,16 @@ def _is_public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def _split_host_port(raw: str, *, field: str) -> tuple[str, int | None]:
+def _split_host_port(raw: str, *, field: str, pattern: str) -> tuple[str, int | None]:
     if raw.startswith("["):
         end = raw.find("]")
         if end < 0:
-            raise SdkProtocolError(field, "has an unclosed '['")
+            raise SdkProtocolError(field, f"pattern {pattern!r} has an unclosed '['")
         host, rest = raw[1:end], raw[end + 1 :]
         if rest and not rest.startswith(":"):
-            raise SdkProtocolError(field, "has text after ']' that is not ':port'")
+            raise SdkProtocolError(
+                field, f"pattern {pattern!r} has text after ']' that is not ':port'"
+            )
         port_text = rest[1:] if rest else None
     elif raw.count(":") == 1:
         host, port_text = raw.split(":")
@@ -201,7 +203,7 @@ def _split_host_port(raw: str, *, field: str) -> tuple[str, int | None]:
     if port_text is None:
         return host, None
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise SdkProtocolError(field, f"has an invalid port {port_text!r}")
+        raise SdkProtocolError(field, f"pattern {pattern!r} has an invalid port {port_text!r}")
     return host, int(port_text)
 
 
