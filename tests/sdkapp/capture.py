@@ -25,6 +25,8 @@ class Captured:
 
 
 Answer = tuple[int, dict[str, str], bytes]
+#: A responder header (never sent) asking the server to close the connection after answering.
+HANG_UP = "X-Test-Hang-Up"
 Responder = Callable[[Captured], Answer]
 
 
@@ -78,12 +80,17 @@ class CaptureServer:
                     _default,
                 )
                 status, headers, body = responder(request)
+                # Lets a test close a keep-alive connection without telling the client, the
+                # way an idle timeout on the server side does.
+                hang_up = headers.pop(HANG_UP, None) is not None
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                if hang_up:
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = _handle
 
