@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from inngest._internal import transforms
@@ -32,16 +32,24 @@ from tests.sdkapp.fixtures import SdkApp
 from tests.sdkapp.functions import SIGNING_KEY, WAKE_AT
 from tests.sdkapp.harness import ASYNC_PATH, Answer, Driver, event, fn_id, post
 
+OpT = TypeVar("OpT")
 
-def only_op(answer: Answer) -> responses.Op:
+
+def only_op(answer: Answer, kind: type[OpT]) -> OpT:
+    op = any_op(answer)
+    assert isinstance(op, kind), op
+    return op
+
+
+def any_op(answer: Answer) -> responses.Op:
     outcome = answer.outcome
     assert isinstance(outcome, StepsReported), (answer.status, answer.body)
-    assert len(outcome.ops) == 1, outcome.ops
     # Every answer to a signed request is signed back, over the raw bytes.
     assert signing.verify_response(
         answer.body, answer.headers.get("x-inngest-signature"), [SIGNING_KEY]
     )
-    return outcome.ops[0]
+    [op] = outcome.ops
+    return op
 
 
 # --- step IDs ---------------------------------------------------------------------------------
@@ -192,25 +200,25 @@ def test_a_function_driven_by_hand_from_first_step_to_completion(
     run = Driver(sdk_app.http, fn_id("flow"), event("sdk/flow", {"go": True, "id": 7}))
     before = datetime.now(UTC)
 
-    first = only_op(run.call())
+    first = only_op(run.call(), StepRun)
     assert first == StepRun(id=wire.hash_step_id("a"), display_name="a", data={"n": 1})
     run.memoize(first.id, first.to_memo())
 
-    repeated = only_op(run.call())  # the same user ID, so the SDK hashes "a:1"
+    repeated = only_op(run.call(), StepRun)  # the same user ID, so the SDK hashes "a:1"
     assert repeated == StepRun(id=wire.hash_step_id("a", 1), display_name="a", data={"n": 2})
     run.memoize(repeated.id, repeated.to_memo())
 
-    nap = only_op(run.call())
+    nap = only_op(run.call(), Sleep)
     assert isinstance(nap, Sleep) and nap.id == wire.hash_step_id("nap")
     assert before + timedelta(minutes=5) - timedelta(seconds=1) <= nap.until
     assert nap.until <= datetime.now(UTC) + timedelta(minutes=5)
     run.memoize(nap.id, wire.memo_sleep_woken())
 
-    until = only_op(run.call())
+    until = only_op(run.call(), Sleep)
     assert until == Sleep(id=wire.hash_step_id("until"), display_name="until", until=WAKE_AT)
     run.memoize(until.id, wire.memo_sleep_woken())
 
-    wait = only_op(run.call())
+    wait = only_op(run.call(), WaitForEvent)
     assert wait == WaitForEvent(
         id=wire.hash_step_id("wait"),
         display_name="wait",
@@ -221,7 +229,7 @@ def test_a_function_driven_by_hand_from_first_step_to_completion(
     approval = {"name": "sdk/approved", "data": {"id": 7, "by": "ann"}, "id": "E2", "ts": 2}
     run.memoize(wait.id, wire.memo_wait_matched(approval))
 
-    invoke = only_op(run.call())
+    invoke = only_op(run.call(), InvokeFunction)
     assert invoke == InvokeFunction(
         id=wire.hash_step_id("child"),
         display_name="child",
@@ -232,7 +240,7 @@ def test_a_function_driven_by_hand_from_first_step_to_completion(
     )
     run.memoize(invoke.id, wire.memo_invoke_finished({"doubled": 4}))
 
-    emit = only_op(run.call())  # send_event is a step.run whose body POSTs /e/<key>
+    emit = only_op(run.call(), StepRun)  # send_event is a step.run whose body POSTs /e/<key>
     assert emit == StepRun(id=wire.hash_step_id("emit"), display_name="emit", data=["evt-0"])
     [sent] = capture_server.matching("/e/test-event-key")
     assert [(e["name"], e["data"]) for e in sent.json()] == [("sdk/emitted", {"n": 2})]
@@ -245,12 +253,12 @@ def test_a_function_driven_by_hand_from_first_step_to_completion(
             StepPlanned(id=wire.hash_step_id("p2"), display_name="p2", parallel_mode="wait"),
         )
     )
-    p1 = only_op(run.call(step_id=wire.hash_step_id("p1"), force_plan=True))
+    p1 = only_op(run.call(step_id=wire.hash_step_id("p1"), force_plan=True), StepRun)
     assert p1 == StepRun(id=wire.hash_step_id("p1"), display_name="p1", data="one")
     run.memoize(p1.id, p1.to_memo())
     # A discovery while p2 is still pending re-plans it rather than running it inline.
-    assert only_op(run.call(force_plan=True)) == planned.ops[1]
-    p2 = only_op(run.call(step_id=wire.hash_step_id("p2"), force_plan=True))
+    assert only_op(run.call(force_plan=True), StepPlanned) == planned.ops[1]
+    p2 = only_op(run.call(step_id=wire.hash_step_id("p2"), force_plan=True), StepRun)
     run.memoize(p2.id, p2.to_memo())
 
     done = run.call()
@@ -270,12 +278,12 @@ def test_a_function_driven_by_hand_from_first_step_to_completion(
 def test_timed_out_wait_and_invoke_reach_user_code(sdk_app: SdkApp) -> None:
     run = Driver(sdk_app.http, fn_id("flow"), event("sdk/flow", {"id": 7}))
     for _ in range(4):
-        op = only_op(run.call())
+        op = any_op(run.call())
         run.memoize(op.id, op.to_memo() if isinstance(op, StepRun) else None)
-    wait = only_op(run.call())
+    wait = only_op(run.call(), WaitForEvent)
     assert isinstance(wait, WaitForEvent)
     run.memoize(wait.id, wire.memo_wait_timed_out())
-    invoke = only_op(run.call())  # the None approval did not break the function
+    invoke = only_op(run.call(), InvokeFunction)  # the None approval did not break the function
     assert isinstance(invoke, InvokeFunction)
     run.memoize(invoke.id, wire.memo_invoke_timed_out())
     failed = run.call().outcome  # flow does not catch it: the run fails, for good
@@ -299,12 +307,12 @@ def test_a_failing_step_errors_then_fails_and_its_error_memo_raises_in_user_code
     run = Driver(sdk_app.http, fn_id("failing-step"), event("sdk/fail"), max_attempts=2)
     boom = wire.hash_step_id("boom")
 
-    first = only_op(run.call(attempt=0))
+    first = only_op(run.call(attempt=0), StepError)
     assert isinstance(first, StepError) and first.id == boom
     assert (first.error.name, first.error.message) == ("ValueError", "kaput")
     assert first.error.stack and "kaput" in first.error.stack
 
-    last = only_op(run.call(attempt=1))  # attempt + 1 == max_attempts: the SDK gives up
+    last = only_op(run.call(attempt=1), StepFailed)  # attempt + 1 == max_attempts: the SDK gives up
     assert isinstance(last, StepFailed) and last.id == boom
     run.memoize(boom, last.error.to_memo())
 
@@ -345,13 +353,13 @@ def test_non_retriable_and_retry_after_errors(sdk_app: SdkApp) -> None:
 
 def test_an_async_function(sdk_app: SdkApp, capture_server: CaptureServer) -> None:
     run = Driver(sdk_app.http, fn_id("async-flow"), event("sdk/async"), path=ASYNC_PATH)
-    fetch = only_op(run.call())
+    fetch = only_op(run.call(), StepRun)
     assert fetch == StepRun(id=wire.hash_step_id("fetch"), display_name="fetch", data={"ok": True})
     run.memoize(fetch.id, fetch.to_memo())
-    rest = only_op(run.call())
+    rest = only_op(run.call(), Sleep)
     assert isinstance(rest, Sleep) and rest.display_name == "rest"
     run.memoize(rest.id, wire.memo_sleep_woken())
-    emit = only_op(run.call())
+    emit = only_op(run.call(), StepRun)
     assert isinstance(emit, StepRun) and emit.data == ["evt-0"]
     run.memoize(emit.id, emit.to_memo())
     assert run.call().outcome == Completed(output={"got": {"ok": True}, "sent": ["evt-0"]})

@@ -85,12 +85,12 @@ def memo_error(
     return {"error": error}
 
 
-def memo_sleep_woken() -> None:
+def memo_sleep_woken() -> JSON:
     """A sleep that has ended: ``null``."""
     return None
 
 
-def memo_wait_timed_out() -> None:
+def memo_wait_timed_out() -> JSON:
     """A ``wait_for_event`` nobody answered in time: ``null`` (user code gets ``None``)."""
     return None
 
