@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from inngest._internal import net, transforms
 
-from django_inngest.sdk import signing
+from django_inngest.sdk import responses, signing
 from django_inngest.sdk.errors import SdkProtocolError
 from django_inngest.sdk.responses import Completed, Unauthorized
 from tests.sdkapp.capture import CaptureServer
@@ -185,3 +185,18 @@ def test_an_app_holding_our_key_as_its_fallback(
     # Answered with the key that verified: ours, not the app's primary.
     header = answer.headers["x-inngest-signature"]
     assert signing.matching_key(answer.body, header, [OTHER_KEY, SIGNING_KEY]) == SIGNING_KEY
+
+
+def test_a_dev_mode_app_runs_unsigned_requests_and_says_so(
+    capture_server: CaptureServer, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud = make_sdk_app(capture_server.url, settings, monkeypatch)
+    body = signing.canonical_json(child_payload(cloud))
+    signed = post(cloud.http, CHILD, body, signature=signing.signature_header(body, SIGNING_KEY))
+    assert responses.app_mode(signed.headers) == "cloud"
+
+    dev = make_sdk_app(capture_server.url, settings, monkeypatch, is_production=False)
+    unsigned = post(dev.http, CHILD, body, signature=None)
+    assert unsigned.outcome == Completed(output={"doubled": 4})
+    assert responses.app_mode(unsigned.headers) == "dev"
+    assert "x-inngest-signature" not in unsigned.headers

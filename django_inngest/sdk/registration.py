@@ -165,6 +165,7 @@ def parse_in_band_payload(payload: object) -> AppSync:
         raise SdkProtocolError("body", "must be a JSON object")
     language = _optional_string(payload.get("sdk_language"), "sdk_language")
     sdk_version = _optional_string(payload.get("sdk_version"), "sdk_version")
+    inspection = payload.get("inspection")
     register_shape = {
         "appname": payload.get("app_id"),
         "url": payload.get("url"),
@@ -172,7 +173,7 @@ def parse_in_band_payload(payload: object) -> AppSync:
         "framework": payload.get("framework"),
         "sdk": f"{language}:v{sdk_version}" if language and sdk_version else None,
         "appVersion": payload.get("appVersion"),
-        "capabilities": (payload.get("inspection") or {}).get("capabilities"),
+        "capabilities": inspection.get("capabilities") if isinstance(inspection, dict) else None,
         "functions": payload.get("functions"),
     }
     try:

@@ -31,6 +31,8 @@ SDK_HEADER = "x-inngest-sdk"
 SDK_HANDLED_HEADER = "x-inngest-sdk-handled"
 NO_RETRY_HEADER = "x-inngest-no-retry"
 RETRY_AFTER_HEADER = "retry-after"
+#: On every answer inngest-py names its own mode here ("cloud" or "dev"), despite the name.
+APP_MODE_HEADER = "x-inngest-expected-server-kind"
 _EXCERPT = 500
 
 
@@ -256,6 +258,14 @@ def parse_call_response(
         retriable=lowered.get(NO_RETRY_HEADER) != "true",
         retry_at=parse_retry_after(lowered.get(RETRY_AFTER_HEADER), now=current),
     )
+
+
+def app_mode(headers: Mapping[str, str]) -> str | None:
+    """The mode the answering app runs in, from its response headers: ``"cloud"``, ``"dev"`` or
+    None (not said). A ``dev`` app checks no signatures, so it runs anyone's requests: a server
+    in cloud mode should refuse to drive it (or at least say so loudly)."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    return lowered.get(APP_MODE_HEADER)
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> datetime | None:

@@ -150,7 +150,8 @@ class Transport:
         for name, value in response.getheaders():
             lowered = name.lower()
             headers[lowered] = f"{headers[lowered]}, {value}" if lowered in headers else value
-        if response.will_close:
+        if response.will_close or not response.isclosed():
+            # Closing, or bytes of this answer still unread: the connection cannot carry another.
             self._discard(key)
         return HttpResponse(status=response.status, headers=headers, body=body)
 

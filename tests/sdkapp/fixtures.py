@@ -51,6 +51,7 @@ def make_sdk_app(
     *,
     signing_key: str = SIGNING_KEY,
     signing_key_fallback: str | None = None,
+    is_production: bool = True,
 ) -> SdkApp:
     """Build the inngest-py test app and serve it under this test's ROOT_URLCONF only.
 
@@ -64,7 +65,7 @@ def make_sdk_app(
         monkeypatch.delenv(name, raising=False)
     if signing_key_fallback is not None:
         monkeypatch.setenv("INNGEST_SIGNING_KEY_FALLBACK", signing_key_fallback)
-    client = build_client(api_origin, signing_key=signing_key)
+    client = build_client(api_origin, signing_key=signing_key, is_production=is_production)
     fns = build_sync_functions(client)
     async_fns = build_async_functions(client)
     settings.ROOT_URLCONF = urlconf(client, fns, async_fns)

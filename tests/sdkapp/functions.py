@@ -14,11 +14,14 @@ EVENT_KEY = "test-event-key"
 WAKE_AT = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def build_client(api_origin: str, *, signing_key: str = SIGNING_KEY) -> inngest.Inngest:
-    """A cloud-mode client (signatures checked) whose API and event API are ``api_origin``."""
+def build_client(
+    api_origin: str, *, signing_key: str = SIGNING_KEY, is_production: bool = True
+) -> inngest.Inngest:
+    """A client whose API and event API are ``api_origin``; in cloud mode (the default) it
+    checks signatures, in dev mode it checks nothing."""
     return inngest.Inngest(
         app_id=APP_ID,
-        is_production=True,
+        is_production=is_production,
         signing_key=signing_key,
         event_key=EVENT_KEY,
         api_base_url=api_origin,
