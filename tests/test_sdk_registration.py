@@ -360,3 +360,10 @@ def test_duplicate_function_ids_and_non_json_bodies() -> None:
         with pytest.raises(SdkProtocolError) as caught:
             registration.parse_register_body(raw)
         assert caught.value.field == "body"
+
+
+def test_sdk_functions_stay_out_of_our_own_registry(sdk_app: SdkApp) -> None:
+    from django_inngest.registry import registry
+
+    assert sdk_app.fns.flow.id == "sdkapp-flow"
+    assert [f.id for f in registry.all() if f.id.startswith("sdkapp")] == []

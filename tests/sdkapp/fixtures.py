@@ -1,24 +1,26 @@
-"""Fixtures for the SDK protocol tests (registered in tests/conftest.py via pytest_plugins)."""
+"""Fixtures for the SDK protocol tests (registered in tests/conftest.py via pytest_plugins).
+
+inngest-py is imported only when a fixture is used, so that the rest of the suite does not load
+it (nor see its import-time deprecation warnings)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import inngest
 import pytest
 from django.test import Client
 
 from tests.sdkapp.capture import CaptureServer
-from tests.sdkapp.functions import (
-    SIGNING_KEY,
-    SyncFunctions,
-    build_async_functions,
-    build_client,
-    build_sync_functions,
-)
-from tests.sdkapp.harness import urlconf
+
+if TYPE_CHECKING:
+    import inngest
+
+    from tests.sdkapp.functions import SyncFunctions
+
+#: As tests.sdkapp.functions.SIGNING_KEY (not imported from there: that would load inngest-py).
+_SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +51,16 @@ def make_sdk_app(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
     *,
-    signing_key: str = SIGNING_KEY,
+    signing_key: str = _SIGNING_KEY,
     signing_key_fallback: str | None = None,
     is_production: bool = True,
 ) -> SdkApp:
     """Build the inngest-py test app and serve it under this test's ROOT_URLCONF only.
 
     inngest-py reads its fallback key only from the environment, hence ``monkeypatch``."""
+    from tests.sdkapp.functions import build_async_functions, build_client, build_sync_functions
+    from tests.sdkapp.harness import urlconf
+
     for name in (
         "INNGEST_DEV",
         "INNGEST_SIGNING_KEY_FALLBACK",

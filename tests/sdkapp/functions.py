@@ -9,7 +9,7 @@ from typing import Any
 import inngest
 
 APP_ID = "sdkapp"
-SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"
+SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"  # also in fixtures.py
 EVENT_KEY = "test-event-key"
 WAKE_AT = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
