@@ -7,6 +7,9 @@ import pytest
 from django_inngest import Inngest, registrations
 from django_inngest.registry import FunctionRegistry, registry
 
+# Fixtures of the SDK protocol tests: a capture server and an inngest-py app (tests/sdkapp/).
+pytest_plugins = ["tests.sdkapp.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_registration_cache() -> Iterator[None]:
