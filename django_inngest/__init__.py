@@ -12,6 +12,9 @@ from django_inngest.context import Context
 from django_inngest.definitions import Cancel, Event, TriggerCron, TriggerEvent
 from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
 from django_inngest.function import Function
+from django_inngest.middleware import Middleware, MiddlewareSync, StepMemos, TransformOutputResult
+from django_inngest.sdk_types import JSON, ParallelMode, SendEventsResult
+from django_inngest.serializers import PydanticSerializer, Serializer
 
 if TYPE_CHECKING:
     from django_inngest.steps import Group, Step
@@ -52,6 +55,18 @@ __all__ = [
     "TriggerCron",
     "TriggerEvent",
     "cancel_run",
+]
+# inngest-py's middleware, serializer and small value types (see docs/porting-notes.md).
+__all__ += [
+    "JSON",
+    "Middleware",
+    "MiddlewareSync",
+    "ParallelMode",
+    "PydanticSerializer",
+    "SendEventsResult",
+    "Serializer",
+    "StepMemos",
+    "TransformOutputResult",
 ]
 
 
