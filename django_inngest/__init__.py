@@ -27,6 +27,14 @@ if TYPE_CHECKING:
     from django_inngest.engine.steps import Step as StepSync
     from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
     from django_inngest.function import Function
+    from django_inngest.middleware import (
+        Middleware,
+        MiddlewareSync,
+        StepMemos,
+        TransformOutputResult,
+    )
+    from django_inngest.sdk_types import JSON, ParallelMode, SendEventsResult
+    from django_inngest.serializers import PydanticSerializer, Serializer
 
 #: Public name -> (module, attribute).
 _EXPORTS: dict[str, tuple[str, str]] = {
@@ -46,9 +54,20 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "TriggerCron": ("django_inngest.definitions", "TriggerCron"),
     "TriggerEvent": ("django_inngest.definitions", "TriggerEvent"),
     "cancel_run": ("django_inngest.engine.cancellation", "cancel_run"),
+    # inngest-py's middleware, serializer and small value types (see docs/porting-notes.md).
+    "JSON": ("django_inngest.sdk_types", "JSON"),
+    "Middleware": ("django_inngest.middleware", "Middleware"),
+    "MiddlewareSync": ("django_inngest.middleware", "MiddlewareSync"),
+    "ParallelMode": ("django_inngest.sdk_types", "ParallelMode"),
+    "PydanticSerializer": ("django_inngest.serializers", "PydanticSerializer"),
+    "SendEventsResult": ("django_inngest.sdk_types", "SendEventsResult"),
+    "Serializer": ("django_inngest.serializers", "Serializer"),
+    "StepMemos": ("django_inngest.middleware", "StepMemos"),
+    "TransformOutputResult": ("django_inngest.middleware", "TransformOutputResult"),
 }
 
 __all__ = [
+    "JSON",
     "Cancel",
     "Context",
     "ContextSync",
@@ -56,11 +75,19 @@ __all__ = [
     "Function",
     "Group",
     "Inngest",
+    "Middleware",
+    "MiddlewareSync",
     "NonRetriableError",
+    "ParallelMode",
+    "PydanticSerializer",
     "RetryAfterError",
+    "SendEventsResult",
+    "Serializer",
     "Step",
     "StepError",
+    "StepMemos",
     "StepSync",
+    "TransformOutputResult",
     "TriggerCron",
     "TriggerEvent",
     "cancel_run",

@@ -17,8 +17,13 @@ from django_inngest.definitions import (
 )
 from django_inngest.exceptions import ConfigurationError
 from django_inngest.function import FAILED_EVENT, FAILURE_SUFFIX, Function, Handler, describe_source
+from django_inngest.handler_kinds import check_middleware_list
 from django_inngest.ingest.events import send_events
+from django_inngest.middleware import UninitializedMiddleware
+from django_inngest.middleware_manager import MiddlewareManager
 from django_inngest.registry import FunctionRegistry, registry
+from django_inngest.sdk_types import SendEventsResult
+from django_inngest.serializers import Serializer, check_serializer
 
 #: inngest-py options that no part of django_inngest implements yet. Passing one raises,
 #: because accepting it silently would pretend to honour it.
@@ -46,7 +51,13 @@ class Inngest:
     """The client. ``app_id`` prefixes every function ID: ``f"{app_id}-{fn_id}"``."""
 
     def __init__(
-        self, *, app_id: str, logger: Any = None, **_ignored_connection_options: Any
+        self,
+        *,
+        app_id: str,
+        logger: Any = None,
+        middleware: list[UninitializedMiddleware] | None = None,
+        serializer: Serializer | None = None,
+        **_ignored_connection_options: Any,
     ) -> None:
         # inngest-py's connection options (event_key, signing_key, api_base_url, ...) have no
         # meaning in-process; they are accepted so a ported client constructor still works.
@@ -55,6 +66,17 @@ class Inngest:
         self.app_id = app_id
         self.logger = logger
         self.registry: FunctionRegistry = registry
+        #: Client-level middleware: they run before each function's own (see middleware_manager).
+        self.middleware = check_middleware_list(middleware, f"Inngest(app_id={app_id!r})")
+        self.serializer = check_serializer(serializer)
+
+    def add_middleware(self, middleware: UninitializedMiddleware) -> None:
+        """Append a client-level middleware, as inngest-py's ``add_middleware``."""
+        added = check_middleware_list([middleware], f"Inngest(app_id={self.app_id!r})")
+        self.middleware = [*self.middleware, *added]
+
+    def set_logger(self, logger: Any) -> None:
+        self.logger = logger
 
     def __repr__(self) -> str:
         return f"<Inngest app_id={self.app_id!r}>"
@@ -179,17 +201,49 @@ class Inngest:
             )
         return retries
 
-    def send_sync(self, events: EventValue | list[EventValue]) -> list[str]:
+    def send_sync(
+        self, events: EventValue | list[EventValue], *, skip_middleware: bool = False
+    ) -> list[str]:
         """Store events and start the functions they trigger; returns internal event IDs.
 
         Inside ``transaction.atomic()`` the runs start only when the transaction commits, and an
-        event rolled back with its transaction triggers nothing (beyond Inngest).
+        event rolled back with its transaction triggers nothing (beyond Inngest). The client's
+        middleware see ``before_send_events`` and ``after_send_events`` unless
+        ``skip_middleware``; async middleware need ``await send(...)``.
         """
         items = list(events) if isinstance(events, list | tuple) else [events]
-        return send_events([self._as_payload(e) for e in items])
+        if skip_middleware or not self.middleware:
+            return send_events([self._as_payload(e) for e in items])
+        manager = MiddlewareManager.for_client(self, is_async=False)
+        manager.before_send_events(items)
+        result = SendEventsResult()
+        try:
+            result.ids = send_events([self._as_payload(e) for e in items])
+        except Exception as exc:
+            result.error = str(exc)
+            raise
+        finally:
+            manager.after_send_events(result)
+        return result.ids
 
-    async def send(self, events: EventValue | list[EventValue]) -> list[str]:
-        return await sync_to_async(self.send_sync)(events)
+    async def send(
+        self, events: EventValue | list[EventValue], *, skip_middleware: bool = False
+    ) -> list[str]:
+        store = sync_to_async(self.send_sync)
+        items = list(events) if isinstance(events, list | tuple) else [events]
+        if skip_middleware or not self.middleware:
+            return await store(items, skip_middleware=True)
+        manager = MiddlewareManager.for_client(self, is_async=True)
+        await manager.abefore_send_events(items)
+        result = SendEventsResult()
+        try:
+            result.ids = await store(items, skip_middleware=True)
+        except Exception as exc:
+            result.error = str(exc)
+            raise
+        finally:
+            await manager.aafter_send_events(result)
+        return result.ids
 
     @staticmethod
     def _as_payload(event: EventValue | dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,32 @@ class Function:
     def id(self) -> str:
         return f"{self.app_id}-{self.fn_id}"
 
+    # -- inngest-py's Function surface, which ported middleware reads ---------------------------
+    def __class_getitem__(cls, item: object) -> type[Function]:
+        # inngest-py's Function is generic: keep `Function[Any]` annotations valid when ported.
+        return cls
+
+    @property
+    def local_id(self) -> str:
+        return self.fn_id
+
+    @property
+    def on_failure_fn_id(self) -> str | None:
+        return self.on_failure.id if self.on_failure is not None else None
+
+    @property
+    def is_handler_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+    @property
+    def is_on_failure_handler_async(self) -> bool | None:
+        if self.on_failure is None:
+            return None
+        return inspect.iscoroutinefunction(self.on_failure.handler)
+
+    def get_id(self) -> str:
+        return self.id
+
     def __repr__(self) -> str:
         return f"<Function {self.id} ({self.source})>"
 

@@ -47,6 +47,9 @@ class Context:
     run_id: str
     step: Step
     function_id: str = ""
+    #: inngest-py 0.5.19's queue job and request IDs; always None here (no HTTP request).
+    job_id: str | None = None
+    request_id: str | None = None
     _is_cancelled: Callable[[], bool] = field(default=lambda: False, repr=False)
 
     def is_cancelled(self) -> bool:

@@ -1,0 +1,1 @@
+"""Optional add-ons built on django_inngest's public API (middleware, ...)."""
