@@ -252,7 +252,7 @@ def test_bad_function_configs() -> None:
         FlowOptions.from_config([])  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="idempotency must be a CEL expression string"):
         FlowOptions.from_config({"idempotency": 5})
-    with pytest.raises(ConfigurationError, match="Batch.timeout is required"):
+    with pytest.raises(ConfigurationError, match=r"Batch\.timeout is required"):
         FlowOptions.from_config({"batchEvents": {"maxSize": 5}})
 
 
