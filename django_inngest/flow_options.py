@@ -434,6 +434,6 @@ _BATCH_EXCLUSION_REASONS = {
     "debounce": "Inngest refuses it ('Batching and debouncing are mutually exclusive')",
     "singleton": "Inngest refuses it ('Batching and singletons are mutually exclusive')",
     "priority": "Inngest refuses it ('A function cannot specify Priority.Run and Batch together')",
-    "rate_limit": "Inngest's SDKs refuse it: a batched run has no single event to rate-limit",
+    "rate_limit": "Inngest's TypeScript SDK refuses it (rate limits are unsupported with batching)",
     "idempotency": "idempotency is a rate limit, which batching excludes",
 }
