@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from django_inngest import database, executor
 from django_inngest.conf import settings
+from django_inngest.engine import gates
 from django_inngest.engine.completions import Completions
 from django_inngest.engine.leases import lease_keeper
 from django_inngest.engine.run_handler import take_turn
@@ -72,7 +73,7 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
         any_started.set()
         try:
             claimed = new.get(run_id) or FunctionRun.objects.claim_again(
-                run_id, owner, timezone.now(), lease
+                run_id, owner, timezone.now(), lease, admit=gates.admit
             )
             outcomes[run_id] = (
                 "skipped" if claimed is None else take_turn(claimed, owner, completions)
