@@ -49,6 +49,7 @@ def admit(run: FunctionRun, owner: str, now: datetime) -> bool:
             capacity=int(throttle["capacity"]),
             interval=timedelta(seconds=float(throttle["interval"])),
             now=now,
+            queue=True,
         )
         if allow_at is not None:
             # Slots just taken free themselves: the run is not Running under this owner.

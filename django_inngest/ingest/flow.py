@@ -266,7 +266,7 @@ def _append_to_batch(
         pending = (
             FunctionRun.objects.select_for_update()
             .filter(
-                function__function__function_id=function.id,
+                function__function_id=function.id,
                 batch_key=label,
                 status="Queued",
                 wait_kind=WaitKind.BATCH,
@@ -312,7 +312,7 @@ def _start_singleton(
     if key is not None:
         run.singleton_key = key.hash
         active = FunctionRun.objects.active().filter(
-            function__function__function_id=function.id, singleton_key=key.hash
+            function__function_id=function.id, singleton_key=key.hash
         )
         holder = active.values_list("run_id", flat=True).first()
         if holder is not None and singleton.mode == "skip":

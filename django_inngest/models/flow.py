@@ -126,11 +126,14 @@ class ConcurrencySlot(models.Model):
 
 class FlowLimitQuerySet(models.QuerySet["FlowLimit"]):
     def take(
-        self, key: str, *, capacity: int, interval: timedelta, now: datetime
+        self, key: str, *, capacity: int, interval: timedelta, now: datetime, queue: bool = False
     ) -> datetime | None:
         """GCRA, as Inngest's throttle and rate limit: up to ``capacity`` at once, then one per
-        ``interval``. Takes a place and returns None, or returns when one will be free.
-        Call inside a transaction: the state row is locked for it."""
+        ``interval``. Takes a place and returns None, or returns when to try again.
+
+        With ``queue`` (throttle), refused callers are spaced ``interval`` apart in the order
+        they were refused, so a queue of waiting runs comes back one at a time, not as a herd.
+        The state row is locked for the caller's transaction."""
         with database.atomic():
             state: FlowLimit | None = self.select_for_update().filter(key=key).first()
             if state is None:
@@ -142,7 +145,12 @@ class FlowLimitQuerySet(models.QuerySet["FlowLimit"]):
             start = max(state.tat, now)
             allow_at = start - interval * (capacity - 1)
             if allow_at > now:
-                return allow_at
+                if not queue:
+                    return allow_at
+                retry_at = max(allow_at, state.queue_tail or allow_at)
+                state.queue_tail = retry_at + interval
+                state.save(update_fields=["queue_tail"])
+                return retry_at
             state.tat = start + interval
             state.save(update_fields=["tat"])
         return None
@@ -153,6 +161,9 @@ class FlowLimit(models.Model):
 
     key = models.CharField(_("key"), max_length=80, primary_key=True)
     tat = models.DateTimeField(_("theoretical arrival time"))
+    queue_tail = models.DateTimeField(
+        _("queue tail"), null=True, blank=True, help_text=_("When the last refused caller retries.")
+    )
 
     objects = FlowLimitQuerySet.as_manager()
 

@@ -227,7 +227,7 @@ class FunctionRunQuerySet(models.QuerySet["FunctionRun"]):
     def wake_next_waiting(self, key: str, now: datetime) -> str | None:
         """A slot of ``key`` was released: make the first run waiting for it (in priority
         order) ready now. Returns its ID, to dispatch."""
-        waiting = self.active().filter(waiting_key=key, ready_at__gt=now).order_by("queue_at")
+        waiting = self.active().filter(waiting_key=key, ready_at__gt=now).order_by("queue_at", "pk")
         for run_id in waiting.values_list("pk", flat=True)[:1]:
             if self.filter(pk=run_id, ready_at__gt=now).update(ready_at=now, dispatched_at=now):
                 return str(run_id)
@@ -235,12 +235,8 @@ class FunctionRunQuerySet(models.QuerySet["FunctionRun"]):
 
     def waiting_ahead_of(self, run: FunctionRun, key: str) -> bool:
         """Another run waits for ``key`` from an earlier queue position: it goes first."""
-        return (
-            self.filter(waiting_key=key, queue_at__lt=run.queue_at)
-            .active()
-            .exclude(pk=run.pk)
-            .exists()
-        )
+        earlier = Q(queue_at__lt=run.queue_at) | Q(queue_at=run.queue_at, pk__lt=run.pk)
+        return self.filter(earlier, waiting_key=key).active().exists()
 
     # -- holding runs back at creation (debounce, batching) -------------------------------------
     def extend_debounce(self, run_id: str, event_id: str, ready_at: datetime) -> bool:
