@@ -49,7 +49,9 @@ def admit(run: FunctionRun, owner: str, now: datetime) -> bool:
             capacity=int(throttle["capacity"]),
             interval=timedelta(seconds=float(throttle["interval"])),
             now=now,
-            queue=True,
+            # A run refused for the first time joins the queue's tail; one refused again (its
+            # turn came a moment early) retries as soon as GCRA allows.
+            queue=run.wait_kind != WaitKind.THROTTLE,
         )
         if allow_at is not None:
             # Slots just taken free themselves: the run is not Running under this owner.
