@@ -74,10 +74,14 @@ class InngestAPIView(APIView):
 
     @staticmethod
     def ulid(value: str, message: str) -> str:
-        """A path ULID, uppercased (ULIDs are case-insensitive); anything else is a 400."""
+        """A path ULID, uppercased (ULIDs are case-insensitive).
+
+        Anything else is a 404, as Inngest answers for an unknown run: no resource can have
+        that ID, so it is not found rather than malformed.
+        """
         normalised = value.upper()
         if not is_ulid(normalised):
-            raise exceptions.ValidationError(message)
+            raise exceptions.NotFound(f"{message}: {value[:64]}")
         return normalised
 
     @staticmethod

@@ -84,7 +84,10 @@ class RunStepsView(InngestAPIView):
     def get(self, request: Request, run_id: str) -> Response:
         self.query(request, None)
         run = get_run(self, run_id)
-        return self.wrap(serialize_many(StepSerializer, run.steps.order_by("position")))
+        steps = StepSerializer(
+            instance=list(run.steps.order_by("position")), many=True, context={"run": run}
+        )
+        return self.wrap(list(steps.data))
 
 
 class RunRerunView(InngestAPIView):
