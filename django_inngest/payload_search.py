@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import F, JSONField, Q, Value
 from django.db.models.fields.json import KeyTransform
 
 #: A path is dot-separated keys: letters, digits, ``_`` and ``-`` (no dots or quotes in keys).
@@ -52,7 +52,8 @@ def looks_like_payload_search(text: str) -> bool:
 
 def _split(text: str) -> list[str]:
     # Terms are separated by whitespace, except inside a double-quoted value.
-    return [m.group(0) for m in re.finditer(r'(?:[^\s"]+|"(?:[^"\\]|\\.)*")+', text)]
+    # An unclosed quote runs to the end, so that parse_value can say what is wrong.
+    return [m.group(0) for m in re.finditer(r'(?:[^\s"]+|"(?:[^"\\]|\\.)*"?)+', text)]
 
 
 def parse_value(raw: str) -> tuple[Any, ...]:
@@ -126,4 +127,6 @@ def _key_lookup(field: str, path: tuple[str, ...], value: Any) -> Any:
         expression = KeyTransform(key, expression)
     if value is None:
         return expression.get_lookup("isnull")(expression, True)
-    return expression.get_lookup("exact")(expression, value)
+    # The value as a typed JSON expression: a bare Python value would not be JSON-encoded,
+    # because the lookup is built before its left side knows its field.
+    return expression.get_lookup("exact")(expression, Value(value, output_field=JSONField()))
