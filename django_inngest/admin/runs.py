@@ -35,6 +35,7 @@ from django_inngest.admin.base import (
     run_status,
     status_badge,
 )
+from django_inngest.admin.dashboard import dashboard_view
 from django_inngest.admin.filters import CreatedRangeFilter
 from django_inngest.admin.run_page import live_context
 from django_inngest.cancellation import (
@@ -345,8 +346,13 @@ class FunctionRunAdmin(ReadOnlyAdmin):
             self.admin_site.admin_view(self.live_view),
             name=f"{opts.app_label}_{opts.model_name}_live",
         )
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(lambda request: dashboard_view(self, request)),
+            name=f"{opts.app_label}_dashboard",
+        )
         # Before the defaults: their catch-all `<path:object_id>/` would swallow `…/cancel/`.
-        return [cancel, live, *super().get_urls()]
+        return [dashboard, cancel, live, *super().get_urls()]
 
     def live_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The run page's live fragment, fetched by run_live.js while the run is active."""

@@ -25,25 +25,42 @@ POSTGRES = (
     # Dashboard: runs ended per bucket and status, durations.
     f"CREATE INDEX CONCURRENTLY IF NOT EXISTS inngest_run_ended_cover ON {RUNS} (ended_at) "
     "INCLUDE (function_id, status, created_at) WHERE ended_at IS NOT NULL",
-    # Dashboard and metrics: runs waiting (sleep, wait_for_event, invoke) over time.
+    # Dashboard: runs leaving the queue per bucket (the backlog).
+    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS inngest_run_started_cover ON {RUNS} (started_at) "
+    "INCLUDE (function_id) WHERE started_at IS NOT NULL",
+    # Dashboard: runs starting and ending a wait (sleep, wait_for_event, invoke) per bucket.
     f"CREATE INDEX CONCURRENTLY IF NOT EXISTS inngest_step_waiting ON {STEPS} (started_at) "
     "INCLUDE (ended_at, run_id) WHERE kind IN ('sleep', 'wait', 'invoke')",
+    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS inngest_step_waiting_end ON {STEPS} (ended_at) "
+    "INCLUDE (run_id) WHERE kind IN ('sleep', 'wait', 'invoke') AND ended_at IS NOT NULL",
 )
 OTHERS = (
     f"CREATE INDEX IF NOT EXISTS inngest_run_created ON {RUNS} (created_at)",
     f"CREATE INDEX IF NOT EXISTS inngest_run_ended ON {RUNS} (ended_at) "
     "WHERE ended_at IS NOT NULL",
+    f"CREATE INDEX IF NOT EXISTS inngest_run_started ON {RUNS} (started_at) "
+    "WHERE started_at IS NOT NULL",
     f"CREATE INDEX IF NOT EXISTS inngest_step_waiting ON {STEPS} (started_at) "
     "WHERE kind IN ('sleep', 'wait', 'invoke')",
+    f"CREATE INDEX IF NOT EXISTS inngest_step_waiting_end ON {STEPS} (ended_at) "
+    "WHERE kind IN ('sleep', 'wait', 'invoke') AND ended_at IS NOT NULL",
 )
 NAMES = {
     "postgresql": (
         "inngest_event_data_gin",
         "inngest_run_created_cover",
         "inngest_run_ended_cover",
+        "inngest_run_started_cover",
         "inngest_step_waiting",
+        "inngest_step_waiting_end",
     ),
-    "other": ("inngest_run_created", "inngest_run_ended", "inngest_step_waiting"),
+    "other": (
+        "inngest_run_created",
+        "inngest_run_ended",
+        "inngest_run_started",
+        "inngest_step_waiting",
+        "inngest_step_waiting_end",
+    ),
 }
 
 

@@ -1,0 +1,283 @@
+"""The dashboard's numbers: runs over time, durations, the backlog, the worst functions.
+
+Every figure is computed by the database with GROUP BY over a time window (no row is loaded
+into Python; at most a few hundred aggregated rows are), from indexes added by migration
+``0002_console_search_and_dashboard_indexes``. The SQL is written out because it differs per
+database in two places only: how an instant becomes a bucket number, and how a duration
+becomes seconds. Percentiles are nearest-rank (PostgreSQL's ``percentile_disc``; elsewhere the
+same rank through window functions), so both databases give the same answer.
+
+The backlog is not stored anywhere, so it is derived: the number queued (or waiting) *now* is
+counted, and earlier values are found by walking back through the window, undoing each
+bucket's arrivals and departures, both of which are timestamps on the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection
+
+RUNS = "django_inngest_functionrun"
+STEPS = "django_inngest_steprun"
+WAITING_KINDS = ("sleep", "wait", "invoke")
+#: What a Running run waits on when it counts as "waiting" (retry backoff is not a wait).
+WAITING_RUN_KINDS = ("sleep", "event", "invoke")
+ENDED_FOR_DURATION = ("Completed", "Failed")
+TOP = 5
+
+
+@dataclass(frozen=True)
+class Window:
+    key: str
+    label: str
+    span: timedelta
+    bucket: timedelta
+
+
+WINDOWS = {
+    "hour": Window("hour", "Last hour", timedelta(hours=1), timedelta(minutes=2)),
+    "day": Window("day", "Last day", timedelta(days=1), timedelta(hours=1)),
+    "week": Window("week", "Last week", timedelta(days=7), timedelta(hours=6)),
+}
+
+
+@dataclass
+class Dashboard:
+    window: Window
+    function_id: str | None
+    #: Start of each bucket, oldest first.
+    buckets: list[datetime]
+    started: list[int]
+    ended: dict[str, list[int]]
+    p50: list[float | None]
+    p95: list[float | None]
+    queued: list[int]
+    waiting: list[int]
+    slowest: list[dict[str, Any]] = field(default_factory=list)
+    failing: list[dict[str, Any]] = field(default_factory=list)
+    overall: dict[str, Any] = field(default_factory=dict)
+
+
+# -- SQL pieces ------------------------------------------------------------------------------
+
+
+def _bucket(column: str, size: int) -> str:
+    if connection.vendor == "postgresql":
+        return f"floor(extract(epoch from {column}) / {size})::bigint"
+    # SQLite stores UTC text; julianday() reads it. Times after 1970 are positive, so CAST's
+    # truncation is a floor.
+    return f"CAST((julianday({column}) - 2440587.5) * 86400 / {size} AS INTEGER)"
+
+
+def _seconds(start: str, end: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"extract(epoch from ({end} - {start}))"
+    return f"((julianday({end}) - julianday({start})) * 86400.0)"
+
+
+def _percentiles(group: str, duration: str, where: str) -> str:
+    """``(group, n, p50, p95)`` rows, nearest-rank on both databases."""
+    if connection.vendor == "postgresql":
+        return (
+            f"SELECT {group} AS g, count(*) AS n, "
+            f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {duration}) AS p50, "
+            f"percentile_disc(0.95) WITHIN GROUP (ORDER BY {duration}) AS p95 "
+            f"FROM {RUNS} WHERE {where} GROUP BY g"
+        )
+    return (
+        f"SELECT g, MAX(n) AS n, MIN(CASE WHEN rn >= 0.5 * n THEN d END) AS p50, "
+        f"MIN(CASE WHEN rn >= 0.95 * n THEN d END) AS p95 FROM ("
+        f"SELECT g, d, ROW_NUMBER() OVER (PARTITION BY g ORDER BY d) AS rn, "
+        f"COUNT(*) OVER (PARTITION BY g) AS n FROM ("
+        f"SELECT {group} AS g, {duration} AS d FROM {RUNS} WHERE {where})) GROUP BY g"
+    )
+
+
+def _ms(seconds: Any) -> float:
+    # SQLite's julianday() arithmetic is off by some microseconds; nobody reads finer than ms.
+    return round(float(seconds), 3)
+
+
+def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _scalar(sql: str, params: list[Any]) -> int:
+    rows = _rows(sql, params)
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def _function_filter(function_id: str | None, column: str = "function_id") -> tuple[str, list[Any]]:
+    return (f" AND {column} = %s", [function_id]) if function_id else ("", [])
+
+
+# -- the queries -----------------------------------------------------------------------------
+
+
+class _Query:
+    def __init__(self, window: Window, function_id: str | None, now: datetime) -> None:
+        self.window = window
+        self.function_id = function_id
+        self.size = int(window.bucket.total_seconds())
+        self.since = now - window.span
+        self.first = int(self.since.timestamp()) // self.size
+        self.last = int(now.timestamp()) // self.size
+        self.count = self.last - self.first + 1
+
+    def series(self, rows: list[tuple[Any, ...]]) -> list[int]:
+        values = [0] * self.count
+        for bucket, n in rows:
+            index = int(bucket) - self.first
+            if 0 <= index < self.count:
+                values[index] += int(n)
+        return values
+
+    def per_bucket(self, column: str, extra: str = "", params: list[Any] | None = None) -> list[int]:
+        fn_sql, fn_params = _function_filter(self.function_id)
+        sql = (
+            f"SELECT {_bucket(column, self.size)} AS b, count(*) FROM {RUNS} "
+            f"WHERE {column} >= %s{extra}{fn_sql} GROUP BY b"
+        )
+        return self.series(_rows(sql, [self.since, *(params or []), *fn_params]))
+
+    def ended_by_status(self) -> dict[str, list[int]]:
+        fn_sql, fn_params = _function_filter(self.function_id)
+        sql = (
+            f"SELECT {_bucket('ended_at', self.size)} AS b, status, count(*) FROM {RUNS} "
+            f"WHERE ended_at >= %s{fn_sql} GROUP BY b, status"
+        )
+        result: dict[str, list[tuple[Any, int]]] = {"Completed": [], "Failed": [], "Cancelled": []}
+        for bucket, status, n in _rows(sql, [self.since, *fn_params]):
+            result.setdefault(status, []).append((bucket, n))
+        return {status: self.series(rows) for status, rows in result.items()}
+
+    def durations(self) -> tuple[list[float | None], list[float | None]]:
+        fn_sql, fn_params = _function_filter(self.function_id)
+        where = f"ended_at >= %s AND status IN ('Completed', 'Failed'){fn_sql}"
+        sql = _percentiles(
+            _bucket("ended_at", self.size), _seconds("created_at", "ended_at"), where
+        )
+        p50: list[float | None] = [None] * self.count
+        p95: list[float | None] = [None] * self.count
+        for bucket, _n, fifty, ninety_five in _rows(sql, [self.since, *fn_params]):
+            index = int(bucket) - self.first
+            if 0 <= index < self.count:
+                p50[index], p95[index] = _ms(fifty), _ms(ninety_five)
+        return p50, p95
+
+    def overall_percentiles(self) -> dict[str, float | None]:
+        fn_sql, fn_params = _function_filter(self.function_id)
+        where = f"ended_at >= %s AND status IN ('Completed', 'Failed'){fn_sql}"
+        sql = _percentiles("1", _seconds("created_at", "ended_at"), where)
+        for _g, _n, p50, p95 in _rows(sql, [self.since, *fn_params]):
+            return {"p50": _ms(p50), "p95": _ms(p95)}
+        return {"p50": None, "p95": None}
+
+    def per_function(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        fn_sql, fn_params = _function_filter(self.function_id)
+        where = f"ended_at >= %s AND status IN ('Completed', 'Failed'){fn_sql}"
+        slow = _percentiles("function_id", _seconds("created_at", "ended_at"), where)
+        slowest = [
+            {"function_id": g, "runs": int(n), "p50": _ms(p50), "p95": _ms(p95)}
+            for g, n, p50, p95 in _rows(f"{slow} ORDER BY p95 DESC LIMIT {TOP}", [self.since, *fn_params])
+        ]
+        failing_sql = (
+            f"SELECT function_id, SUM(CASE WHEN status = 'Failed' THEN 1 ELSE 0 END) AS failed, "
+            f"count(*) AS ended FROM {RUNS} WHERE ended_at >= %s{fn_sql} "
+            f"GROUP BY function_id ORDER BY failed DESC, ended DESC LIMIT {TOP}"
+        )
+        failing = [
+            {"function_id": g, "failed": int(f), "ended": int(e), "rate": int(f) / int(e)}
+            for g, f, e in _rows(failing_sql, [self.since, *fn_params])
+            if f
+        ]
+        return slowest, failing
+
+    def backlog(self, started: list[int]) -> tuple[list[int], list[int]]:
+        """Queued and waiting runs at each bucket's end (the last one: now)."""
+        fn_sql, fn_params = _function_filter(self.function_id)
+        queued_now = _scalar(
+            f"SELECT count(*) FROM {RUNS} WHERE status = 'Queued'{fn_sql}", fn_params
+        )
+        # A run leaves the queue when it starts, or when it ends without starting (cancelled).
+        left_queue = [
+            a + b
+            for a, b in zip(
+                self.per_bucket("started_at"),
+                self.per_bucket("ended_at", " AND started_at IS NULL"),
+                strict=True,
+            )
+        ]
+        waiting_kinds = ", ".join(f"'{kind}'" for kind in WAITING_RUN_KINDS)
+        waiting_now = _scalar(
+            f"SELECT count(*) FROM {RUNS} WHERE status = 'Running' "
+            f"AND wait_kind IN ({waiting_kinds}){fn_sql}",
+            fn_params,
+        )
+        entered, left = self.waiting_moves()
+        return (
+            self.walk_back(queued_now, started, left_queue),
+            self.walk_back(waiting_now, entered, left),
+        )
+
+    def waiting_moves(self) -> tuple[list[int], list[int]]:
+        kinds = ", ".join(f"'{kind}'" for kind in WAITING_KINDS)
+        fn_sql, fn_params = _function_filter(self.function_id, "r.function_id")
+        join = f" JOIN {RUNS} r ON r.run_id = s.run_id" if self.function_id else ""
+
+        def steps(column: str, extra: str = "") -> list[int]:
+            sql = (
+                f"SELECT {_bucket('s.' + column, self.size)} AS b, count(*) FROM {STEPS} s{join} "
+                f"WHERE s.kind IN ({kinds}) AND s.{column} >= %s{extra}{fn_sql} GROUP BY b"
+            )
+            return self.series(_rows(sql, [self.since, *fn_params]))
+
+        entered = steps("started_at")
+        # A wait ends when its step does, or, for a run cancelled or failed meanwhile, with
+        # the run (the step row keeps no end: see django_inngest.step_outcome).
+        interrupted_sql = (
+            f"SELECT {_bucket('r.ended_at', self.size)} AS b, count(*) FROM {STEPS} s "
+            f"JOIN {RUNS} r ON r.run_id = s.run_id WHERE s.kind IN ({kinds}) "
+            f"AND s.ended_at IS NULL AND r.ended_at >= %s{fn_sql} GROUP BY b"
+        )
+        interrupted = self.series(_rows(interrupted_sql, [self.since, *fn_params]))
+        left = [a + b for a, b in zip(steps("ended_at"), interrupted, strict=True)]
+        return entered, left
+
+    def walk_back(self, now_value: int, arrivals: list[int], departures: list[int]) -> list[int]:
+        values = [0] * self.count
+        level = now_value
+        for index in range(self.count - 1, -1, -1):
+            values[index] = max(level, 0)
+            level = level - arrivals[index] + departures[index]
+        return values
+
+
+def build_dashboard(
+    window_key: str, function_id: str | None = None, now: datetime | None = None
+) -> Dashboard:
+    window = WINDOWS[window_key]
+    now = now or datetime.now(UTC)
+    query = _Query(window, function_id, now)
+    started = query.per_bucket("created_at")
+    ended = query.ended_by_status()
+    p50, p95 = query.durations()
+    queued, waiting = query.backlog(started)
+    slowest, failing = query.per_function()
+    buckets = [
+        datetime.fromtimestamp((query.first + i) * query.size, tz=UTC) for i in range(query.count)
+    ]
+    overall: dict[str, Any] = {
+        "started": sum(started),
+        **{status.lower(): sum(values) for status, values in ended.items()},
+    }
+    overall.update(query.overall_percentiles())
+    return Dashboard(
+        window, function_id, buckets, started, ended, p50, p95, queued, waiting,
+        slowest, failing, overall,
+    )
