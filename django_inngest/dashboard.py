@@ -72,7 +72,7 @@ def _bucket(column: str, size: int) -> str:
     return f"CAST((julianday({column}) - 2440587.5) * 86400 / {size} AS INTEGER)"
 
 
-def _seconds(start: str, end: str) -> str:
+def seconds_between(start: str, end: str) -> str:
     if connection.vendor == "postgresql":
         return f"extract(epoch from ({end} - {start}))"
     return f"((julianday({end}) - julianday({start})) * 86400.0)"
@@ -160,7 +160,7 @@ class _Query:
         fn_sql, fn_params = _function_filter(self.function_id)
         where = f"ended_at >= %s AND status IN ('Completed', 'Failed'){fn_sql}"
         sql = _percentiles(
-            _bucket("ended_at", self.size), _seconds("created_at", "ended_at"), where
+            _bucket("ended_at", self.size), seconds_between("created_at", "ended_at"), where
         )
         p50: list[float | None] = [None] * self.count
         p95: list[float | None] = [None] * self.count
@@ -173,7 +173,7 @@ class _Query:
     def overall_percentiles(self) -> dict[str, float | None]:
         fn_sql, fn_params = _function_filter(self.function_id)
         where = f"ended_at >= %s AND status IN ('Completed', 'Failed'){fn_sql}"
-        sql = _percentiles("1", _seconds("created_at", "ended_at"), where)
+        sql = _percentiles("1", seconds_between("created_at", "ended_at"), where)
         for _g, _n, p50, p95 in _rows(sql, [self.since, *fn_params]):
             return {"p50": _ms(p50), "p95": _ms(p95)}
         return {"p50": None, "p95": None}
@@ -181,7 +181,7 @@ class _Query:
     def per_function(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         fn_sql, fn_params = _function_filter(self.function_id)
         where = f"ended_at >= %s AND status IN ('Completed', 'Failed'){fn_sql}"
-        slow = _percentiles("function_id", _seconds("created_at", "ended_at"), where)
+        slow = _percentiles("function_id", seconds_between("created_at", "ended_at"), where)
         slowest = [
             {"function_id": g, "runs": int(n), "p50": _ms(p50), "p95": _ms(p95)}
             for g, n, p50, p95 in _rows(f"{slow} ORDER BY p95 DESC LIMIT {TOP}", [self.since, *fn_params])
