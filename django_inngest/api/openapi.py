@@ -29,7 +29,10 @@ SETTINGS = {
     "RENDERER_WHITELIST": None,
     "PARSER_WHITELIST": None,
     "PREPROCESSING_HOOKS": [],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "django_inngest.api.openapi_strict.tighten",
+    ],
     "SCHEMA_PATH_PREFIX": r"/.*v1",
 }
 

@@ -8,6 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path, re_path
 
 from django_inngest.api import views_cancellations, views_events, views_runs
+from django_inngest.api.docs import BUNDLE, docs_view, redoc_bundle
 from django_inngest.api.openapi import SCHEMA_FILENAME, openapi_view
 
 
@@ -45,6 +46,8 @@ def not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
 
 urlpatterns = [
     path(SCHEMA_FILENAME, openapi_view, name="openapi"),
+    path("docs", docs_view, name="docs"),
+    path(f"docs/{BUNDLE}", redoc_bundle, name="docs-bundle"),
     *api_patterns(),
     re_path(r"^(?P<rest>.*)$", not_found),
 ]
