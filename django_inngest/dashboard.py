@@ -14,11 +14,13 @@ bucket's arrivals and departures, both of which are timestamps on the rows.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.core.cache import cache
+from django.db import connection, transaction
 
 RUNS = "django_inngest_functionrun"
 STEPS = "django_inngest_steprun"
@@ -27,6 +29,8 @@ WAITING_KINDS = ("sleep", "wait", "invoke")
 WAITING_RUN_KINDS = ("sleep", "event", "invoke")
 ENDED_FOR_DURATION = ("Completed", "Failed")
 TOP = 5
+#: The per-function tables cover the whole window, so they are cached for this long only.
+TABLES_TTL = 60
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class Dashboard:
 
 def _bucket(column: str, size: int) -> str:
     if connection.vendor == "postgresql":
-        return f"floor(extract(epoch from {column}) / {size})::bigint"
+        # date_bin is about twice as fast as arithmetic on extract(epoch), which is numeric.
+        return f"date_bin('{size} seconds', {column}, timestamptz 'epoch')"
     # SQLite stores UTC text; julianday() reads it. Times after 1970 are positive, so CAST's
     # truncation is a floor.
     return f"CAST((julianday({column}) - 2440587.5) * 86400 / {size} AS INTEGER)"
@@ -96,6 +101,13 @@ def _percentiles(group: str, duration: str, where: str) -> str:
     )
 
 
+def _bucket_number(value: Any, size: int) -> int:
+    """A bucket column's value (a timestamp on PostgreSQL, a number elsewhere) as a number."""
+    if isinstance(value, datetime):
+        return int(value.timestamp()) // size
+    return int(value)
+
+
 def _ms(seconds: Any) -> float:
     # SQLite's julianday() arithmetic is off by some microseconds; nobody reads finer than ms.
     return round(float(seconds), 3)
@@ -118,8 +130,23 @@ def _function_filter(function_id: str | None, column: str = "function_id") -> tu
 
 # -- the queries -----------------------------------------------------------------------------
 
+#: A bucket is final (cacheable) once it ended this long ago: a transaction that wrote a
+#: timestamp inside it has committed by then.
+SETTLE = timedelta(minutes=1)
+CACHE_VERSION = 1
+
+
+def _cache_prefix(name: str, function_id: str | None, scope: object) -> str:
+    # Hashed: function IDs and query names hold characters memcached keys may not.
+    digest = hashlib.sha256(f"{name}|{function_id or '*'}|{scope}".encode()).hexdigest()[:24]
+    return f"inngest-dash:{CACHE_VERSION}:{digest}"
+
 
 class _Query:
+    """The window's queries. Buckets are aligned to the epoch, so a bucket that has ended holds
+    the same numbers for every later page view: those are kept in Django's cache, and only the
+    buckets missing from it (after the first view: the current one) are queried."""
+
     def __init__(self, window: Window, function_id: str | None, now: datetime) -> None:
         self.window = window
         self.function_id = function_id
@@ -128,22 +155,49 @@ class _Query:
         self.first = int(self.since.timestamp()) // self.size
         self.last = int(now.timestamp()) // self.size
         self.count = self.last - self.first + 1
+        #: Buckets before this one are final.
+        self.settled = int((now - SETTLE).timestamp()) // self.size
 
-    def series(self, rows: list[tuple[Any, ...]]) -> list[int]:
-        values = [0] * self.count
-        for bucket, n in rows:
-            index = int(bucket) - self.first
-            if 0 <= index < self.count:
-                values[index] += int(n)
-        return values
+    def start_of(self, bucket: int) -> datetime:
+        return datetime.fromtimestamp(bucket * self.size, tz=UTC)
 
-    def per_bucket(self, column: str, extra: str = "", params: list[Any] | None = None) -> list[int]:
+    def bucketed(self, name: str, sql: str, params: list[Any]) -> dict[int, list[Any]]:
+        """Rows of ``sql`` (its first column a bucket, ``%s`` first the lower time bound) by
+        absolute bucket number: each a list of the remaining columns' values, in row order."""
+        prefix = _cache_prefix(name, self.function_id, self.size)
+        keys = {bucket: f"{prefix}:{bucket}" for bucket in range(self.first, self.settled)}
+        cached = cache.get_many(list(keys.values())) if keys else {}
+        found: dict[int, list[Any]] = {
+            bucket: cached[key] for bucket, key in keys.items() if key in cached
+        }
+        missing = [bucket for bucket in range(self.first, self.last + 1) if bucket not in found]
+        if not missing:
+            return found
+        fresh: dict[int, list[Any]] = {bucket: [] for bucket in missing}
+        for bucket_value, *values in _rows(sql, [self.start_of(missing[0]), *params]):
+            bucket = _bucket_number(bucket_value, self.size)
+            if bucket in fresh:
+                fresh[bucket].append(values)
+        cache.set_many(
+            {keys[bucket]: rows for bucket, rows in fresh.items() if bucket in keys},
+            timeout=int(max(w.span for w in WINDOWS.values()).total_seconds()) + 86400,
+        )
+        return {**found, **fresh}
+
+    def counts(self, name: str, sql: str, params: list[Any]) -> list[int]:
+        by_bucket = self.bucketed(name, sql, params)
+        return [
+            sum(int(row[0]) for row in by_bucket.get(self.first + i, []))
+            for i in range(self.count)
+        ]
+
+    def per_bucket(self, column: str, extra: str = "") -> list[int]:
         fn_sql, fn_params = _function_filter(self.function_id)
         sql = (
             f"SELECT {_bucket(column, self.size)} AS b, count(*) FROM {RUNS} "
             f"WHERE {column} >= %s{extra}{fn_sql} GROUP BY b"
         )
-        return self.series(_rows(sql, [self.since, *(params or []), *fn_params]))
+        return self.counts(f"runs-{column}{extra}", sql, fn_params)
 
     def ended_by_status(self) -> dict[str, list[int]]:
         fn_sql, fn_params = _function_filter(self.function_id)
@@ -151,10 +205,12 @@ class _Query:
             f"SELECT {_bucket('ended_at', self.size)} AS b, status, count(*) FROM {RUNS} "
             f"WHERE ended_at >= %s{fn_sql} GROUP BY b, status"
         )
-        result: dict[str, list[tuple[Any, int]]] = {"Completed": [], "Failed": [], "Cancelled": []}
-        for bucket, status, n in _rows(sql, [self.since, *fn_params]):
-            result.setdefault(status, []).append((bucket, n))
-        return {status: self.series(rows) for status, rows in result.items()}
+        by_bucket = self.bucketed("ended-by-status", sql, fn_params)
+        result = {status: [0] * self.count for status in ("Completed", "Failed", "Cancelled")}
+        for i in range(self.count):
+            for status, n in by_bucket.get(self.first + i, []):
+                result.setdefault(status, [0] * self.count)[i] += int(n)
+        return result
 
     def durations(self) -> tuple[list[float | None], list[float | None]]:
         fn_sql, fn_params = _function_filter(self.function_id)
@@ -162,12 +218,12 @@ class _Query:
         sql = _percentiles(
             _bucket("ended_at", self.size), seconds_between("created_at", "ended_at"), where
         )
+        by_bucket = self.bucketed("durations", sql, fn_params)
         p50: list[float | None] = [None] * self.count
         p95: list[float | None] = [None] * self.count
-        for bucket, _n, fifty, ninety_five in _rows(sql, [self.since, *fn_params]):
-            index = int(bucket) - self.first
-            if 0 <= index < self.count:
-                p50[index], p95[index] = _ms(fifty), _ms(ninety_five)
+        for i in range(self.count):
+            for _n, fifty, ninety_five in by_bucket.get(self.first + i, []):
+                p50[i], p95[i] = _ms(fifty), _ms(ninety_five)
         return p50, p95
 
     def overall_percentiles(self) -> dict[str, float | None]:
@@ -179,12 +235,23 @@ class _Query:
         return {"p50": None, "p95": None}
 
     def per_function(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        key = _cache_prefix("tables", self.function_id, self.window.key)
+        tables = cache.get(key)
+        if tables is None:
+            # Window-wide, so not cacheable per bucket: kept for a short while instead.
+            tables = self._per_function()
+            cache.set(key, tables, timeout=TABLES_TTL)
+        return tables  # type: ignore[no-any-return]
+
+    def _per_function(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         fn_sql, fn_params = _function_filter(self.function_id)
         where = f"ended_at >= %s AND status IN ('Completed', 'Failed'){fn_sql}"
         slow = _percentiles("function_id", seconds_between("created_at", "ended_at"), where)
         slowest = [
             {"function_id": g, "runs": int(n), "p50": _ms(p50), "p95": _ms(p95)}
-            for g, n, p50, p95 in _rows(f"{slow} ORDER BY p95 DESC LIMIT {TOP}", [self.since, *fn_params])
+            for g, n, p50, p95 in _rows(
+                f"{slow} ORDER BY p95 DESC LIMIT {TOP}", [self.since, *fn_params]
+            )
         ]
         failing_sql = (
             f"SELECT function_id, SUM(CASE WHEN status = 'Failed' THEN 1 ELSE 0 END) AS failed, "
@@ -230,12 +297,12 @@ class _Query:
         fn_sql, fn_params = _function_filter(self.function_id, "r.function_id")
         join = f" JOIN {RUNS} r ON r.run_id = s.run_id" if self.function_id else ""
 
-        def steps(column: str, extra: str = "") -> list[int]:
+        def steps(column: str) -> list[int]:
             sql = (
                 f"SELECT {_bucket('s.' + column, self.size)} AS b, count(*) FROM {STEPS} s{join} "
-                f"WHERE s.kind IN ({kinds}) AND s.{column} >= %s{extra}{fn_sql} GROUP BY b"
+                f"WHERE s.kind IN ({kinds}) AND s.{column} >= %s{fn_sql} GROUP BY b"
             )
-            return self.series(_rows(sql, [self.since, *fn_params]))
+            return self.counts(f"waits-{column}", sql, fn_params)
 
         entered = steps("started_at")
         # A wait ends when its step does, or, for a run cancelled or failed meanwhile, with
@@ -245,7 +312,7 @@ class _Query:
             f"JOIN {RUNS} r ON r.run_id = s.run_id WHERE s.kind IN ({kinds}) "
             f"AND s.ended_at IS NULL AND r.ended_at >= %s{fn_sql} GROUP BY b"
         )
-        interrupted = self.series(_rows(interrupted_sql, [self.since, *fn_params]))
+        interrupted = self.counts("waits-interrupted", interrupted_sql, fn_params)
         left = [a + b for a, b in zip(steps("ended_at"), interrupted, strict=True)]
         return entered, left
 
@@ -264,11 +331,17 @@ def build_dashboard(
     window = WINDOWS[window_key]
     now = now or datetime.now(UTC)
     query = _Query(window, function_id, now)
-    started = query.per_bucket("created_at")
-    ended = query.ended_by_status()
-    p50, p95 = query.durations()
-    queued, waiting = query.backlog(started)
-    slowest, failing = query.per_function()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Percentiles sort: keep the sort in memory rather than spilling to disk.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL work_mem = '64MB'")
+        started = query.per_bucket("created_at")
+        ended = query.ended_by_status()
+        p50, p95 = query.durations()
+        queued, waiting = query.backlog(started)
+        slowest, failing = query.per_function()
+        overall_percentiles = query.overall_percentiles()
     buckets = [
         datetime.fromtimestamp((query.first + i) * query.size, tz=UTC) for i in range(query.count)
     ]
@@ -276,7 +349,7 @@ def build_dashboard(
         "started": sum(started),
         **{status.lower(): sum(values) for status, values in ended.items()},
     }
-    overall.update(query.overall_percentiles())
+    overall.update(overall_percentiles)
     return Dashboard(
         window, function_id, buckets, started, ended, p50, p95, queued, waiting,
         slowest, failing, overall,
