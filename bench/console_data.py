@@ -79,7 +79,7 @@ def fill(conn: object, rows: int) -> dict[str, float]:
     )
     run(
         "steps",
-        f"""
+        """
         INSERT INTO django_inngest_steprun
             (run_id, step_id, position, kind, status, attempts, attempt_log, output, error,
              started_at, ended_at, wake_at)

@@ -22,8 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import setup_django  # noqa: E402
-from bench.console_data import machine_load, prepare  # noqa: E402
+from bench.common import setup_django
+from bench.console_data import machine_load, prepare
 
 
 def median_ms(action: Callable[[], Any], repeat: int) -> float:
@@ -72,7 +72,9 @@ def main() -> None:
     now = datetime.now(UTC)
     print(f"\n{machine_load()}")
     print("cold / warm, ms")
-    print(f"{'window':6} {'function':16} {'runs':>11} {'durations':>11} {'backlog':>11} {'tables':>11}")
+    print(
+        f"{'window':6} {'function':16} {'runs':>11} {'durations':>11} {'backlog':>11} {'tables':>11}"
+    )
     for key in WINDOWS:
         for function_id in (None, "bench-app-fn-3"):
             query = _Query(WINDOWS[key], function_id, now)

@@ -19,8 +19,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import setup_django  # noqa: E402
-from bench.console_data import machine_load, prepare  # noqa: E402
+from bench.common import setup_django
+from bench.console_data import machine_load, prepare
 
 
 def timed(action: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -53,7 +53,9 @@ def main() -> None:
         return lambda: len(list(query.order_by("-received_at", "-pk")[:100]))
 
     def runs(text: str) -> Callable[[], int]:
-        query = FunctionRun.objects.filter(payload_q(parse_payload_search(text), field="event__data"))
+        query = FunctionRun.objects.filter(
+            payload_q(parse_payload_search(text), field="event__data")
+        )
         return lambda: len(list(query.order_by("-created_at")[:100]))
 
     from django.conf import settings

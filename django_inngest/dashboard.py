@@ -39,12 +39,13 @@ class Window:
     label: str
     span: timedelta
     bucket: timedelta
+    bucket_label: str
 
 
 WINDOWS = {
-    "hour": Window("hour", "Last hour", timedelta(hours=1), timedelta(minutes=2)),
-    "day": Window("day", "Last day", timedelta(days=1), timedelta(hours=1)),
-    "week": Window("week", "Last week", timedelta(days=7), timedelta(hours=6)),
+    "hour": Window("hour", "Last hour", timedelta(hours=1), timedelta(minutes=2), "2 minutes"),
+    "day": Window("day", "Last day", timedelta(days=1), timedelta(hours=1), "hour"),
+    "week": Window("week", "Last week", timedelta(days=7), timedelta(hours=6), "6 hours"),
 }
 
 
@@ -187,8 +188,7 @@ class _Query:
     def counts(self, name: str, sql: str, params: list[Any]) -> list[int]:
         by_bucket = self.bucketed(name, sql, params)
         return [
-            sum(int(row[0]) for row in by_bucket.get(self.first + i, []))
-            for i in range(self.count)
+            sum(int(row[0]) for row in by_bucket.get(self.first + i, [])) for i in range(self.count)
         ]
 
     def per_bucket(self, column: str, extra: str = "") -> list[int]:
@@ -227,6 +227,15 @@ class _Query:
         return p50, p95
 
     def overall_percentiles(self) -> dict[str, float | None]:
+        # Window-wide like the tables (a sort of every duration): cached as briefly.
+        key = _cache_prefix("overall", self.function_id, self.window.key)
+        found = cache.get(key)
+        if found is None:
+            found = self._overall_percentiles()
+            cache.set(key, found, timeout=TABLES_TTL)
+        return found
+
+    def _overall_percentiles(self) -> dict[str, float | None]:
         fn_sql, fn_params = _function_filter(self.function_id)
         where = f"ended_at >= %s AND status IN ('Completed', 'Failed'){fn_sql}"
         sql = _percentiles("1", seconds_between("created_at", "ended_at"), where)
@@ -241,7 +250,7 @@ class _Query:
             # Window-wide, so not cacheable per bucket: kept for a short while instead.
             tables = self._per_function()
             cache.set(key, tables, timeout=TABLES_TTL)
-        return tables  # type: ignore[no-any-return]
+        return tables
 
     def _per_function(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         fn_sql, fn_params = _function_filter(self.function_id)
@@ -351,6 +360,16 @@ def build_dashboard(
     }
     overall.update(overall_percentiles)
     return Dashboard(
-        window, function_id, buckets, started, ended, p50, p95, queued, waiting,
-        slowest, failing, overall,
+        window,
+        function_id,
+        buckets,
+        started,
+        ended,
+        p50,
+        p95,
+        queued,
+        waiting,
+        slowest,
+        failing,
+        overall,
     )

@@ -76,7 +76,9 @@ class InngestCollector:
         )
 
         runs = CounterMetricFamily(
-            "inngest_runs", "Runs that ended, per terminal status.", labels=["function_id", "status"]
+            "inngest_runs",
+            "Runs that ended, per terminal status.",
+            labels=["function_id", "status"],
         )
         durations = HistogramMetricFamily(
             "inngest_run_duration_seconds",
@@ -159,7 +161,7 @@ def collect_text() -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(InngestCollector())  # type: ignore[arg-type]
+    registry.register(InngestCollector())
     return bytes(generate_latest(registry))
 
 

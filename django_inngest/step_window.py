@@ -23,7 +23,7 @@ from django_inngest.models import FunctionRun, StepRun
 #: Up to this many steps, all are shown.
 LIMIT = 50
 HEAD = 5
-TAIL = 15
+TAIL = 10
 MAX_NOTABLE = 20
 #: "Show all" still stops here: beyond it a run is read through the API or the steps list.
 SHOW_ALL_MAX = 500

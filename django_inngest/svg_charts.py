@@ -31,7 +31,7 @@ class Series:
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 × 10^k at or above ``value`` (1 for nothing)."""
+    """The smallest of 1, 2, 2.5, 5 times 10^k at or above ``value`` (1 for nothing)."""
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
@@ -39,6 +39,19 @@ def nice_ceiling(value: float) -> float:
         if value <= step * power:
             return float(step * power)
     return float(10 * power)  # pragma: no cover - the loop always returns
+
+
+#: Round steps for an axis of seconds: 1 s, 2 s, 5 s, 10 s, 15 s, 30 s, 1 min, ... 1 day.
+DURATION_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30,
+                  60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)  # fmt: skip
+
+
+def nice_duration_step(seconds: float) -> float:
+    """The smallest round duration at or above ``seconds`` (whole days beyond a day)."""
+    for step in DURATION_STEPS:
+        if seconds <= step:
+            return float(step)
+    return float(86400 * math.ceil(seconds / 86400))
 
 
 def plain_number(value: float) -> str:
@@ -51,11 +64,13 @@ def line_chart(
     buckets: Sequence[datetime],
     series: Sequence[Series],
     format_value: Callable[[float], str] = plain_number,
+    nice_step: Callable[[float], float] | None = None,
     chart_id: str = "",
 ) -> SafeString:
     count = len(buckets)
     peak = max((v for s in series for v in s.values if v is not None), default=0.0)
-    top = nice_ceiling(float(peak))
+    # Four gridline steps of a round size, so every label is a round number.
+    top = 4 * (nice_step or nice_ceiling)(float(peak) / 4)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(index: int) -> float:
@@ -69,8 +84,15 @@ def line_chart(
         '<line x1="{}" x2="{}" y1="{}" y2="{}" class="grid" stroke="#e2e8f0"/>'
         '<text x="{}" y="{}" text-anchor="end" class="tick">{}</text>',
         (
-            (LEFT, WIDTH - RIGHT, f"{y(top * f):.1f}", f"{y(top * f):.1f}", LEFT - 6,
-             f"{y(top * f) + 3:.1f}", format_value(top * f))
+            (
+                LEFT,
+                WIDTH - RIGHT,
+                f"{y(top * f):.1f}",
+                f"{y(top * f):.1f}",
+                LEFT - 6,
+                f"{y(top * f) + 3:.1f}",
+                format_value(top * f),
+            )
             for f in (0, 0.25, 0.5, 0.75, 1)
         ),
     )
@@ -79,12 +101,16 @@ def line_chart(
         "",
         '<text x="{}" y="{}" text-anchor="{}" class="tick">{}</text>',
         (
-            (f"{x(i):.1f}", HEIGHT - 12, "start" if i == 0 else "end" if i == count - 1
-             else "middle", iso(buckets[i]))
+            (
+                f"{x(i):.1f}",
+                HEIGHT - 12,
+                "start" if i == 0 else "end" if i == count - 1 else "middle",
+                iso(buckets[i]),
+            )
             for i in labelled
         ),
     )
-    lines = mark_safe("".join(_series_svg(s, buckets, x, y, format_value) for s in series))  # noqa: S308
+    lines = mark_safe("".join(_series_svg(s, buckets, x, y, format_value) for s in series))
     legend = format_html_join(
         "",
         '<span class="inngest-legend-item"><i style="background:{}"></i>{}</span>',
@@ -142,7 +168,7 @@ def _series_svg(
         '<path d="{}" fill="none" stroke="{}" stroke-width="2"{} data-series="{}"/>',
         " ".join(path),
         series.colour,
-        mark_safe(dash),  # noqa: S308 - a constant
+        mark_safe(dash),
         series.name,
     )
     return str(line) + "".join(str(dot) for dot in dots)

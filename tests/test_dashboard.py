@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from django_inngest.dashboard import build_dashboard
 from django_inngest.models import Event, FunctionRegistration, FunctionRun, StepRun
-from django_inngest.svg_charts import Series, line_chart, nice_ceiling
+from django_inngest.svg_charts import Series, line_chart, nice_ceiling, nice_duration_step
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,11 +42,18 @@ def runs() -> dict[str, Any]:
     )
     event = Event.objects.create(name="dash/e", ts=0, received_at=at(30))
 
-    def run(fn: FunctionRegistration, created: float, seconds: float | None, status: str, **kw: Any) -> FunctionRun:
+    def run(
+        fn: FunctionRegistration, created: float, seconds: float | None, status: str, **kw: Any
+    ) -> FunctionRun:
         ended = at(created) + timedelta(seconds=seconds) if seconds is not None else None
         return FunctionRun.objects.create(
-            function=fn, event=event, status=status, created_at=at(created),
-            started_at=kw.pop("started_at", at(created)), ended_at=ended, **kw,
+            function=fn,
+            event=event,
+            status=status,
+            created_at=at(created),
+            started_at=kw.pop("started_at", at(created)),
+            ended_at=ended,
+            **kw,
         )
 
     made = {
@@ -65,8 +72,13 @@ def runs() -> dict[str, Any]:
         "old": run(fast, 30, 5, "Completed"),
     }
     StepRun.objects.create(
-        run=made["sleeper"], step_id="nap", position=0, kind="sleep", status="Sleeping",
-        started_at=at(1.5), wake_at=NOW + timedelta(hours=1),
+        run=made["sleeper"],
+        step_id="nap",
+        position=0,
+        kind="sleep",
+        status="Sleeping",
+        started_at=at(1.5),
+        wake_at=NOW + timedelta(hours=1),
     )
     return made
 
@@ -84,7 +96,12 @@ def test_counts_per_bucket_and_totals(runs: dict[str, Any]) -> None:
     assert board.ended["Completed"][bucket] == 3 and board.ended["Failed"][bucket] == 1
     assert board.ended["Cancelled"][index(board, 4.5)] == 1
     assert board.overall == {
-        "started": 7, "completed": 3, "failed": 1, "cancelled": 1, "p50": 2.0, "p95": 60.0,
+        "started": 7,
+        "completed": 3,
+        "failed": 1,
+        "cancelled": 1,
+        "p50": 2.0,
+        "p95": 60.0,
     }
 
 
@@ -136,8 +153,11 @@ def test_ended_buckets_are_cached_and_only_the_open_one_is_queried(
     warm = build_dashboard("day", now=NOW)
     assert warm.ended == cold.ended and warm.p95 == cold.p95
     FunctionRun.objects.create(
-        function=runs["f1"].function, event=runs["f1"].event, status="Completed",
-        created_at=NOW - timedelta(minutes=30), started_at=NOW - timedelta(minutes=30),
+        function=runs["f1"].function,
+        event=runs["f1"].event,
+        status="Completed",
+        created_at=NOW - timedelta(minutes=30),
+        started_at=NOW - timedelta(minutes=30),
         ended_at=NOW - timedelta(minutes=29),
     )
     fresh = build_dashboard("day", now=NOW)
@@ -151,8 +171,12 @@ def test_the_queries_do_not_grow_with_the_rows(runs: dict[str, Any]) -> None:
     cache.clear()
     FunctionRun.objects.bulk_create(
         FunctionRun(
-            function=runs["f1"].function, event=runs["f1"].event, status="Completed",
-            created_at=at(n / 10), started_at=at(n / 10), ended_at=at(n / 10),
+            function=runs["f1"].function,
+            event=runs["f1"].event,
+            status="Completed",
+            created_at=at(n / 10),
+            started_at=at(n / 10),
+            ended_at=at(n / 10),
         )
         for n in range(200)
     )
@@ -175,8 +199,13 @@ def test_svg_chart() -> None:
     path = svg[svg.index('<path d="') :].split('"')[1]
     assert path.count("M") == 2  # the missing value breaks the line
     assert "p50 at 2026-11-26T12:00:00Z: 1" in svg
+    assert '<text x="46" y="17.0" text-anchor="end" class="tick">4</text>' in svg  # top: 4 x 1
+    assert [nice_duration_step(s) for s in (0.3, 40, 1000, 90000)] == [0.5, 60, 1800, 172800]
     assert (nice_ceiling(0), nice_ceiling(7), nice_ceiling(120), nice_ceiling(2.1)) == (
-        1.0, 10.0, 200.0, 2.5,
+        1.0,
+        10.0,
+        200.0,
+        2.5,
     )
 
 

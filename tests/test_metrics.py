@@ -44,8 +44,13 @@ def runs() -> None:
     run("Running", wait_kind="event")
     run("Running")
     StepRun.objects.create(
-        run=done, step_id="s", position=0, kind="run", status="Completed",
-        started_at=now, ended_at=now + timedelta(milliseconds=20),
+        run=done,
+        step_id="s",
+        position=0,
+        kind="run",
+        status="Completed",
+        started_at=now,
+        ended_at=now + timedelta(milliseconds=20),
     )
 
 

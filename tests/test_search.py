@@ -41,7 +41,9 @@ def data() -> dict[str, Any]:
         return Event.objects.create(name=name, data=payload, ts=0, received_at=moment)
 
     def run(fn: FunctionRegistration, ev: Event, **fields: Any) -> FunctionRun:
-        return FunctionRun.objects.create(function=fn, event=ev, created_at=ev.received_at, **fields)
+        return FunctionRun.objects.create(
+            function=fn, event=ev, created_at=ev.received_at, **fields
+        )
 
     abc = event("contacts/import.requested", {"importId": "abc", "user": {"id": 42}})
     xyz = event("contacts/import.requested", {"importId": "xyz", "user": {"id": "42"}}, 30)
@@ -131,7 +133,7 @@ def test_admin_finds_events_by_a_payload_value_and_counts_their_runs(
     response = admin_client.get(reverse(EVENTS))
     counts = {event.pk: event.run_count for event in response.context["cl"].result_list}
     assert counts[data["abc"].pk] == 2 and counts[data["xyz"].pk] == 1
-    assert f"?q={data['abc'].pk}\">2</a>" in response.content.decode()
+    assert f'?q={data["abc"].pk}">2</a>' in response.content.decode()
 
 
 def test_runs_list_shows_the_error_and_the_times(

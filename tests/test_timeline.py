@@ -246,10 +246,13 @@ def test_running_and_retrying_steps_of_a_cancelled_run_end_with_it() -> None:
         attempt_log=[attempt(1, 2, 3, "boom")],
     )
     rows = build_timeline(run, [running, retrying], now=at(50)).rows
-    assert [(r.status, r.duration) for r in rows[1:]] == [("cancelled", "5.0s"), ("cancelled", "4.0s")]
+    assert [(r.status, r.duration) for r in rows[1:]] == [
+        ("cancelled", "5.0s"),
+        ("cancelled", "4.0s"),
+    ]
     interrupted = only(rows[1].segments)
     assert interrupted.status == "cancelled" and not interrupted.is_open
-    failed, backoff = rows[2].segments
+    _failed, backoff = rows[2].segments
     assert backoff.status == "cancelled" and not backoff.is_open
     assert backoff.left_pct + backoff.width_pct == pytest.approx(100.0)
 

@@ -127,7 +127,7 @@ def error_block(error: Any) -> SafeString | str:
         return EMPTY
     if not isinstance(error, dict):
         return pretty_json(error)
-    headline = error.get("error") or error.get("message") or error.get("name") or ""
+    headline = error_headline(error)
     stack = error.get("stack") or ""
     rest = {k: v for k, v in error.items() if k not in ("error", "message", "name", "stack")}
     return format_html(

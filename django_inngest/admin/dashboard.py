@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from django_inngest.dashboard import WINDOWS, Dashboard, build_dashboard
 from django_inngest.models import FunctionRegistration, FunctionRun
-from django_inngest.svg_charts import Series, line_chart
+from django_inngest.svg_charts import Series, line_chart, nice_duration_step
 from django_inngest.timefmt import iso
 from django_inngest.timeline import format_duration
 
@@ -42,7 +42,7 @@ def charts(board: Dashboard) -> list[Any]:
         line_chart(
             chart_id="chart-runs",
             title=_("Runs started and ended, per %(bucket)s")
-            % {"bucket": format_duration(board.window.bucket)},
+            % {"bucket": board.window.bucket_label},
             buckets=board.buckets,
             series=[
                 Series(_("started"), board.started, COLOURS["started"]),
@@ -61,6 +61,7 @@ def charts(board: Dashboard) -> list[Any]:
                 Series("p95", board.p95, COLOURS["p95"], dashed=True),
             ],
             format_value=seconds_text,
+            nice_step=nice_duration_step,
         ),
         line_chart(
             chart_id="chart-backlog",
@@ -112,7 +113,11 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
         "overall": overall,
         "charts": charts(board),
         "windows": [
-            (w.key, w.label, f"?{urlencode({'window': w.key, **({'function': function_id} if function_id else {})})}")
+            (
+                w.key,
+                w.label,
+                f"?{urlencode({'window': w.key, **({'function': function_id} if function_id else {})})}",
+            )
             for w in WINDOWS.values()
         ],
         "function_ids": function_ids,

@@ -25,7 +25,14 @@ MAX_RUNS_SHOWN = 100
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("name", "internal_id", "external_id", "received", "runs_started", "is_duplicate")
+    list_display = (
+        "name",
+        "internal_id",
+        "external_id",
+        "received",
+        "runs_started",
+        "is_duplicate",
+    )
     list_filter = ("is_duplicate", "name")
     search_fields = ("name", "=internal_id", "=external_id")
     search_help_text = gettext_lazy(

@@ -73,7 +73,7 @@ class CreatedRangeFilter(admin.ListFilter):
     def has_output(self) -> bool:
         return True
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return [self.after_param, self.before_param]
 
     def bounds(self) -> tuple[datetime | None, datetime | None]:
@@ -95,7 +95,9 @@ class CreatedRangeFilter(admin.ListFilter):
     def choices(self, changelist: ChangeList) -> Iterator[dict[str, Any]]:
         yield {
             "selected": not self.values,
-            "query_string": changelist.get_query_string(remove=self.expected_parameters()),
+            "query_string": changelist.get_query_string(
+                remove=[self.after_param, self.before_param]
+            ),
             "display": gettext_lazy("Any time"),
         }
         now = timezone.now().replace(microsecond=0)

@@ -72,7 +72,6 @@ class EventListView(InngestAPIView):
         )
         return self.wrap_page(serialize_many(EventSerializer, page.items), page.next_cursor)
 
-
     @staticmethod
     def payload_terms(request: Request) -> list[PayloadTerm]:
         terms = []

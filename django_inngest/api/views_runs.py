@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,7 +18,6 @@ from django_inngest.api.serializers import (
     RerunSerializer,
     RunSerializer,
     StepSerializer,
-    serialize_many,
 )
 from django_inngest.cancellation import RunAlreadyEndedError, RunNotFoundError, cancel_run
 from django_inngest.exceptions import InngestError
@@ -85,7 +86,9 @@ class RunStepsView(InngestAPIView):
         self.query(request, None)
         run = get_run(self, run_id)
         steps = StepSerializer(
-            instance=list(run.steps.order_by("position")), many=True, context={"run": run}
+            instance=cast(Any, list(run.steps.order_by("position"))),
+            many=True,
+            context={"run": run},
         )
         return self.wrap(list(steps.data))
 
