@@ -24,21 +24,25 @@ the signing key as a Bearer token, or a logged-in user with ``view_functionrun``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from django_inngest.api.keys import signing_key_is_valid
-from django_inngest.dashboard import seconds_between
+from django_inngest.dashboard import SETTLE, seconds_between
 
 RUN_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400)
 STEP_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600)
 RUNS = "django_inngest_functionrun"
 STEPS = "django_inngest_steprun"
 PERMISSION = "django_inngest.view_functionrun"
+CHECKPOINT_VERSION = 1
 #: What a Running run's wait_kind means as a state of the active-runs gauge.
 RUNNING_STATES = {"": "running", "sleep": "sleeping", "event": "waiting", "invoke": "waiting",
                   "retry": "retrying"}  # fmt: skip
@@ -55,14 +59,55 @@ def _bucket_sums(duration: str, bounds: tuple[float, ...]) -> str:
 
 
 def _histogram_rows(
-    table: str, label: str, start: str, where: str, bounds: tuple[float, ...], extra: str = ""
+    table: str, labels: str, start: str, where: str, bounds: tuple[float, ...], params: list[Any]
 ) -> list[tuple[Any, ...]]:
-    """Per label value: count, sum of seconds, then one cumulative count per bound."""
+    """Per label values: count, sum of seconds, then one cumulative count per bound."""
     duration = seconds_between(start, "ended_at")
     return _rows(
-        f"SELECT {label}{extra}, count(*), SUM({duration}), {_bucket_sums(duration, bounds)} "
-        f"FROM {table} WHERE {where} GROUP BY {label}{extra}"
+        f"SELECT {labels}, count(*), SUM({duration}), {_bucket_sums(duration, bounds)} "
+        f"FROM {table} WHERE {where} GROUP BY {labels}",
+        params,
     )
+
+
+Totals = dict[tuple[Any, ...], list[float]]
+
+
+def _add(totals: Totals, rows: list[tuple[Any, ...]], width: int) -> Totals:
+    merged = {key: list(values) for key, values in totals.items()}
+    for row in rows:
+        key, values = tuple(row[:width]), row[width:]
+        sums = merged.setdefault(key, [0.0] * len(values))
+        for index, value in enumerate(values):
+            sums[index] += float(value or 0)
+    return merged
+
+
+def _ended_totals(
+    name: str, query: Callable[[str, list[Any]], list[tuple[Any, ...]]], width: int
+) -> Totals:
+    """Sums over every row that has ended, read incrementally.
+
+    Rows that ended before the last whole hour (less a minute for late commits) never change,
+    so their sums are kept in Django's cache as a checkpoint, moved forward an hour at a time;
+    each scrape reads only the rows that ended since. The first scrape after a restart (or a
+    cache flush) reads the whole table once. ``query(where, params)`` returns rows of ``width``
+    labels followed by the sums.
+    """
+    now = timezone.now()
+    cutoff = datetime.fromtimestamp(int((now - SETTLE).timestamp()) // 3600 * 3600, tz=UTC)
+    key = f"inngest-metrics:{CHECKPOINT_VERSION}:{name}"
+    checkpoint = cache.get(key)
+    if checkpoint is not None and checkpoint[0] == cutoff:
+        settled: Totals = checkpoint[1]
+    else:
+        if checkpoint is not None and checkpoint[0] < cutoff:
+            rows = query("ended_at >= %s AND ended_at < %s", [checkpoint[0], cutoff])
+            settled = _add(checkpoint[1], rows, width)
+        else:
+            settled = _add({}, query("ended_at < %s", [cutoff]), width)
+        cache.set(key, (cutoff, settled), timeout=None)
+    return _add(settled, query("ended_at >= %s", [cutoff]), width)
 
 
 class InngestCollector:
@@ -85,16 +130,28 @@ class InngestCollector:
             "Run duration, from creation to end, of Completed and Failed runs.",
             labels=["function_id"],
         )
-        # One pass over the ended runs (an index-only scan on PostgreSQL) feeds both.
+        # One aggregate over the ended runs (incremental: see _ended_totals) feeds the run
+        # counters, the duration histogram and the cancellation counters.
+        ended = _ended_totals(
+            "runs",
+            lambda where, params: _histogram_rows(
+                RUNS, "function_id, status, cancel_source", "created_at", where, RUN_BUCKETS, params
+            ),
+            width=3,
+        )
+        per_status: dict[tuple[str, str], float] = {}
         per_function: dict[str, list[float]] = {}
-        for function_id, status, count, total, *cumulative in _histogram_rows(
-            RUNS, "function_id", "created_at", "ended_at IS NOT NULL", RUN_BUCKETS, ", status"
-        ):
-            runs.add_metric([function_id, status], count)
+        per_source: dict[str, float] = {}
+        for (function_id, status, source), (count, total, *cumulative) in ended.items():
+            per_status[(function_id, status)] = per_status.get((function_id, status), 0) + count
+            if status == "Cancelled":
+                per_source[source or "unknown"] = per_source.get(source or "unknown", 0) + count
             if status in ("Completed", "Failed"):
                 sums = per_function.setdefault(function_id, [0.0] * (len(RUN_BUCKETS) + 2))
-                for index, value in enumerate((count, total or 0.0, *cumulative)):
-                    sums[index] += float(value or 0)
+                for index, value in enumerate((count, total, *cumulative)):
+                    sums[index] += value
+        for (function_id, status), count in sorted(per_status.items()):
+            runs.add_metric([function_id, status], count)
         for function_id, (count, total, *cumulative) in sorted(per_function.items()):
             durations.add_metric([function_id], _buckets(RUN_BUCKETS, cumulative, count), total)
         yield runs
@@ -105,14 +162,20 @@ class InngestCollector:
             "Duration of finished step.run and step.send_event steps, from start to end.",
             labels=["kind"],
         )
-        for kind, count, total, *cumulative in _histogram_rows(
-            STEPS,
-            "kind",
-            "started_at",
-            "ended_at IS NOT NULL AND kind IN ('run', 'send')",
-            STEP_BUCKETS,
-        ):
-            steps.add_metric([kind], _buckets(STEP_BUCKETS, cumulative, count), total or 0.0)
+        finished_steps = _ended_totals(
+            "steps",
+            lambda where, params: _histogram_rows(
+                STEPS,
+                "kind",
+                "started_at",
+                f"kind IN ('run', 'send') AND {where}",
+                STEP_BUCKETS,
+                params,
+            ),
+            width=1,
+        )
+        for (kind,), (count, total, *cumulative) in sorted(finished_steps.items()):
+            steps.add_metric([kind], _buckets(STEP_BUCKETS, cumulative, count), total)
         yield steps
 
         active = GaugeMetricFamily(
@@ -135,11 +198,8 @@ class InngestCollector:
         cancels = CounterMetricFamily(
             "inngest_cancellations", "Cancelled runs, per cancellation source.", labels=["source"]
         )
-        for source, count in _rows(
-            f"SELECT cancel_source, count(*) FROM {RUNS} WHERE status = 'Cancelled' "
-            "GROUP BY cancel_source"
-        ):
-            cancels.add_metric([source or "unknown"], count)
+        for source, count in sorted(per_source.items()):
+            cancels.add_metric([source], count)
         yield cancels
 
 

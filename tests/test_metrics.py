@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +17,11 @@ from django_inngest.models import Event, FunctionRegistration, FunctionRun, Step
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEARER = "Bearer signkey-test-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _no_checkpoint() -> None:
+    cache.clear()  # the hourly checkpoint of ended runs lives in the cache
 
 
 @pytest.fixture
@@ -99,6 +105,28 @@ def test_a_scrape_sees_what_another_process_wrote(runs: None, client: Client) ->
     after = scrape(client, HTTP_AUTHORIZATION=BEARER)["inngest_runs_total"]
     key = (("function_id", "m-app-fn"), ("status", "Completed"))
     assert after[key] == before[key] + 1
+
+
+def test_runs_that_ended_before_the_hour_are_read_once_then_kept(
+    runs: None, client: Client
+) -> None:
+    fn = FunctionRegistration.objects.get(function_id="m-app-fn")
+    event = Event.objects.get(name="m/e")
+    old = FunctionRun.objects.create(
+        function=fn,
+        event=event,
+        status="Failed",
+        created_at=timezone.now() - timedelta(hours=3),
+        ended_at=timezone.now() - timedelta(hours=3),
+    )
+    key = (("function_id", "m-app-fn"), ("status", "Failed"))
+    assert scrape(client, HTTP_AUTHORIZATION=BEARER)["inngest_runs_total"][key] == 2
+    # Deleting old runs (a retention job) does not lower the counter: its checkpoint holds it.
+    old.delete()
+    assert scrape(client, HTTP_AUTHORIZATION=BEARER)["inngest_runs_total"][key] == 2
+    # Runs ending now are read live.
+    FunctionRun.objects.filter(status="Queued").update(status="Failed", ended_at=timezone.now())
+    assert scrape(client, HTTP_AUTHORIZATION=BEARER)["inngest_runs_total"][key] == 3
 
 
 def test_metrics_need_the_signing_key_or_the_permission(

@@ -33,6 +33,9 @@ POSTGRES = (
     "INCLUDE (ended_at, run_id) WHERE kind IN ('sleep', 'wait', 'invoke')",
     f"CREATE INDEX CONCURRENTLY IF NOT EXISTS inngest_step_waiting_end ON {STEPS} (ended_at) "
     "INCLUDE (run_id) WHERE kind IN ('sleep', 'wait', 'invoke') AND ended_at IS NOT NULL",
+    # Metrics: steps finished since the last hourly checkpoint.
+    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS inngest_step_ended ON {STEPS} (ended_at) "
+    "INCLUDE (started_at, kind) WHERE kind IN ('run', 'send') AND ended_at IS NOT NULL",
 )
 OTHERS = (
     f"CREATE INDEX IF NOT EXISTS inngest_run_created ON {RUNS} (created_at)",
@@ -44,6 +47,8 @@ OTHERS = (
     "WHERE kind IN ('sleep', 'wait', 'invoke')",
     f"CREATE INDEX IF NOT EXISTS inngest_step_waiting_end ON {STEPS} (ended_at) "
     "WHERE kind IN ('sleep', 'wait', 'invoke') AND ended_at IS NOT NULL",
+    f"CREATE INDEX IF NOT EXISTS inngest_step_ended ON {STEPS} (ended_at) "
+    "WHERE kind IN ('run', 'send') AND ended_at IS NOT NULL",
 )
 NAMES = {
     "postgresql": (
@@ -53,6 +58,7 @@ NAMES = {
         "inngest_run_started_cover",
         "inngest_step_waiting",
         "inngest_step_waiting_end",
+        "inngest_step_ended",
     ),
     "other": (
         "inngest_run_created",
@@ -60,6 +66,7 @@ NAMES = {
         "inngest_run_started",
         "inngest_step_waiting",
         "inngest_step_waiting_end",
+        "inngest_step_ended",
     ),
 }
 
