@@ -255,7 +255,7 @@ def test_cancel_a_sleeping_run_in_the_browser(
         "data-status", "cancelled"
     )
     expect(page.locator(".inngest-cancel-button")).to_have_count(0)  # it has ended
-    page.click(".field-event_link a")
+    page.click(".inngest-summary .inngest-trigger-link")
     expect(page.locator("#content h1")).to_contain_text("event")
 
     # The showcase run, for docs/admin-run.png: several steps, a retried step and sleeps.
