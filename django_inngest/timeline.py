@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from django.utils import timezone
+from django_inngest.step_outcome import StepOutcome, step_outcome
+from django_inngest.timefmt import iso
 
 #: Narrower bars are widened to this, so an instant step stays visible and clickable.
 MIN_WIDTH_PCT = 0.6
@@ -44,6 +45,7 @@ class StepLike(Protocol):
     step_id: str
     kind: str
     status: str
+    output: Any
     attempts: int
     attempt_log: list[dict[str, Any]]
     started_at: datetime
@@ -75,11 +77,14 @@ class Row:
     name: str
     kind: str
     kind_label: str
+    #: The CSS status (``completed``, ``cancelled``, ``timedout``...).
     status: str
     attempts: int
     duration: str
     segments: tuple[Segment, ...]
     is_run: bool = False
+    #: How the step ended, as read by operators (None on the run's own row).
+    outcome: StepOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -166,9 +171,16 @@ def _parse(value: Any) -> datetime | None:
 
 
 def _clock(moment: datetime) -> str:
-    # Tooltips read in the site's time zone, like the rest of the admin.
-    local = timezone.localtime(moment) if timezone.is_aware(moment) else moment
-    return f"{local:%Y-%m-%d %H:%M:%S}"
+    # Tooltips use the admin's one format: ISO 8601 with the zone.
+    return iso(moment)
+
+
+def run_duration(run: RunLike, now: datetime) -> timedelta:
+    """A run's duration, from creation (queue time included) to its end or ``now``.
+
+    The one definition: the run page's summary, its timeline and the runs list all show it.
+    """
+    return (run.ended_at or max(now, run.created_at)) - run.created_at
 
 
 def _error_text(error: Any) -> str:
@@ -183,7 +195,7 @@ def build_timeline(run: RunLike, steps: Iterable[StepLike], now: datetime) -> Ti
     end = run.ended_at or max(now, start)
     axis = _Axis(start, end)
     rows = [_run_row(run, axis, end)]
-    rows.extend(_step_row(step, axis, end, run_active=run.ended_at is None) for step in steps)
+    rows.extend(_step_row(step, step_outcome(run, step), axis, end) for step in steps)
     return Timeline(start=start, end=end, rows=tuple(rows), ticks=axis.ticks())
 
 
@@ -225,39 +237,51 @@ def _run_row(run: RunLike, axis: _Axis, end: datetime) -> Row:
     )
 
 
-def _step_row(step: StepLike, axis: _Axis, end: datetime, *, run_active: bool) -> Row:
+def _step_row(step: StepLike, outcome: StepOutcome, axis: _Axis, end: datetime) -> Row:
+    # A step the run's end interrupted is drawn, and timed, up to that end (not to a wake-up
+    # that will never come), and takes the cancelled colour.
+    run_active = not outcome.is_interrupted
     if step.kind in _WAITING_KINDS:
-        segments = [_waiting_segment(step, axis, end, run_active=run_active)]
+        segments = [_waiting_segment(step, outcome, axis, end)]
     else:
-        segments = _attempt_segments(step, axis, end, run_active=run_active)
-    finish = step.ended_at or (end if step.kind not in _WAITING_KINDS else None)
+        segments = _attempt_segments(step, axis, outcome.ended_at or end, run_active=run_active)
+    finish = outcome.ended_at or (end if step.kind not in _WAITING_KINDS else None)
     return Row(
         key=str(step.pk),
         name=step.step_id,
         kind=step.kind,
         kind_label=_KIND_LABELS.get(step.kind, step.kind),
-        status=step.status.lower(),
+        status=outcome.css,
         attempts=step.attempts,
         duration=format_duration(finish - step.started_at) if finish else "",
         segments=tuple(segments),
+        outcome=outcome,
     )
 
 
-def _waiting_segment(step: StepLike, axis: _Axis, end: datetime, *, run_active: bool) -> Segment:
+def _waiting_segment(step: StepLike, outcome: StepOutcome, axis: _Axis, end: datetime) -> Segment:
     what = {"sleep": "Slept", "wait": "Waited for event", "invoke": "Waited for invoked run"}
-    if step.ended_at is not None:
+    until = f" (was due {_clock(step.wake_at)})" if step.wake_at else ""
+    if outcome.is_interrupted and outcome.ended_at is not None:
+        finish = outcome.ended_at
+        status = "cancelled"
+        tooltip = f"{outcome.label} at {_clock(finish)}{until}"
+        label = format_duration(finish - step.started_at)
+    elif step.ended_at is not None:
         finish = step.ended_at
-        status = "failed" if step.status == "Failed" else "completed"
-        tooltip = f"{what[step.kind]} {format_duration(finish - step.started_at)}"
+        status = {"Failed": "failed", "TimedOut": "timedout"}.get(outcome.status, "completed")
+        took = format_duration(finish - step.started_at)
+        tooltip = f"Timed out after {took}" if status == "timedout" else f"{what[step.kind]} {took}"
+        label = took
     else:
         # Still pending: drawn to the wake-up (a sleep's end, a wait's timeout), which may lie
         # past "now"; the axis clips it and marks it open rather than squashing the other bars.
         finish = step.wake_at or end
-        status = "pending" if run_active else "cancelled"
-        until = f" until {_clock(step.wake_at)}" if step.wake_at else ""
+        status = "pending"
+        due = f" until {_clock(step.wake_at)}" if step.wake_at else ""
         pending = {"sleep": "Sleeping", "wait": "Waiting for event", "invoke": "Waiting for run"}
-        tooltip = f"{pending[step.kind]}{until}" if run_active else f"Interrupted{until}"
-    label = format_duration(finish - step.started_at) if step.ended_at else ""
+        tooltip = f"{pending[step.kind]}{due}"
+        label = ""
     return _segment(
         axis, step.started_at, finish, _WAITING_KINDS[step.kind], status, label, tooltip
     )
@@ -315,8 +339,10 @@ def _attempt_segments(
         previous_end = attempt_end
     if step.status == "Retrying" and previous_end is not None:
         # Between a failed attempt and the next one: the backoff, drawn up to its wake-up.
-        wake = step.wake_at or end
+        # An interrupted backoff stops where the run ended, not at a retry that never came.
+        wake = (step.wake_at or end) if run_active else end
         until = f" until {_clock(step.wake_at)}" if step.wake_at else ""
+        tooltip = f"Waiting to retry{until}" if run_active else f"Ended at {_clock(end)}"
         segments.append(
             _segment(
                 axis,
@@ -325,7 +351,7 @@ def _attempt_segments(
                 "retry-gap",
                 "retrying" if run_active else "cancelled",
                 "",
-                f"Waiting to retry{until}",
+                tooltip,
             )
         )
     return segments

@@ -267,7 +267,7 @@ def test_step_is_inngest_pys_async_step() -> None:
 
 @pytest.mark.xfail(strict=True, reason=ENGINE)
 def test_group_parallel_takes_parallel_mode() -> None:
-    from django_inngest.steps import Group
+    from django_inngest.engine.steps import Group
 
     their_group = inngest._internal.step_lib.GroupSync
     assert_same_parameters(Group.parallel, their_group.parallel, "Group.parallel")

@@ -337,8 +337,8 @@ def test_get_event(api: APIClient, schema: dict[str, Any]) -> None:
     # ULIDs are case-insensitive.
     assert api.get(f"/v1/events/{event.pk.lower()}").status_code == 200
     response = api.get("/v1/events/not-a-ulid")
-    assert_documented(schema, path, "get", response, 400)
-    assert response.json()["error"] == "Invalid event ID"
+    assert_documented(schema, path, "get", response, 404)
+    assert response.json()["error"] == "Invalid event ID: not-a-ulid"
     response = api.get("/v1/events/01HMRMPE5ZQ4AMNJ3S2N79QGRZ")
     assert_documented(schema, path, "get", response, 404)
     assert "01HMRMPE5ZQ4AMNJ3S2N79QGRZ" in response.json()["error"]
@@ -366,7 +366,7 @@ def test_event_runs(api: APIClient, schema: dict[str, Any]) -> None:
     assert items[run.run_id]["status"] == "Queued"
     assert items[run.run_id]["event_id"] == event.pk
     assert items[run.run_id]["function_id"] == f"{APP_ID}-first"
-    assert_documented(schema, path, "get", api.get("/v1/events/bad/runs"), 400)
+    assert_documented(schema, path, "get", api.get("/v1/events/bad/runs"), 404)
     assert_documented(
         schema, path, "get", api.get("/v1/events/01HMRMPE5ZQ4AMNJ3S2N79QGRZ/runs"), 404
     )
@@ -392,9 +392,10 @@ def test_get_run(api: APIClient, schema: dict[str, Any]) -> None:
 
 def test_get_run_errors(api: APIClient, schema: dict[str, Any]) -> None:
     path = "/v1/runs/{run_id}"
+    # A non-ULID is a run that cannot exist: 404, as Inngest answers for an unknown run.
     response = api.get("/v1/runs/123")
-    assert_documented(schema, path, "get", response, 400)
-    assert response.json()["error"] == "Invalid run ID"
+    assert_documented(schema, path, "get", response, 404)
+    assert response.json()["error"] == "Invalid run ID: 123"
     response = api.get("/v1/runs/01HMRMPE5ZQ4AMNJ3S2N79QGRZ")
     assert_documented(schema, path, "get", response, 404)
     assert response.json()["error"] == "Unable to load function run: 01HMRMPE5ZQ4AMNJ3S2N79QGRZ"
@@ -431,7 +432,7 @@ def test_run_steps(api: APIClient, schema: dict[str, Any]) -> None:
     assert steps[0]["output"] == {"rows": 3} and steps[0]["attempts"] == 2
     assert steps[0]["attempt_log"] == [{"error": "boom"}, {"error": None}]
     assert steps[1]["wake_at"] == iso(now + timedelta(hours=1))
-    assert_documented(schema, "/v1/runs/{run_id}/steps", "get", api.get("/v1/runs/x/steps"), 400)
+    assert_documented(schema, "/v1/runs/{run_id}/steps", "get", api.get("/v1/runs/x/steps"), 404)
     missing = api.get("/v1/runs/01HMRMPE5ZQ4AMNJ3S2N79QGRZ/steps")
     assert_documented(schema, "/v1/runs/{run_id}/steps", "get", missing, 404)
 
@@ -462,7 +463,7 @@ def test_cancel_ended_run_is_409(api: APIClient, schema: dict[str, Any]) -> None
 
 def test_cancel_run_errors(api: APIClient, schema: dict[str, Any]) -> None:
     path = "/v1/runs/{run_id}"
-    assert_documented(schema, path, "delete", api.delete("/v1/runs/nope"), 400)
+    assert_documented(schema, path, "delete", api.delete("/v1/runs/nope"), 404)
     missing = api.delete("/v1/runs/01HMRMPE5ZQ4AMNJ3S2N79QGRZ")
     assert_documented(schema, path, "delete", missing, 404)
     assert missing.json()["error"] == "Unable to load function run: 01HMRMPE5ZQ4AMNJ3S2N79QGRZ"
@@ -502,7 +503,7 @@ def test_rerun_errors(api: APIClient, schema: dict[str, Any]) -> None:
     response = api.post(f"/v1/runs/{run.run_id}/rerun")
     assert_documented(schema, path, "post", response, 409)
     assert "no longer defined" in response.json()["error"]
-    assert_documented(schema, path, "post", api.post("/v1/runs/bad/rerun"), 400)
+    assert_documented(schema, path, "post", api.post("/v1/runs/bad/rerun"), 404)
     assert_documented(
         schema, path, "post", api.post("/v1/runs/01HMRMPE5ZQ4AMNJ3S2N79QGRZ/rerun"), 404
     )
@@ -537,7 +538,7 @@ def test_create_bulk_cancellation(api: APIClient, schema: dict[str, Any]) -> Non
         "created_at": iso(record.created_at),
         "name": "cleanup",
         "app_id": APP_ID,
-        "function_id": "fn",
+        "function_id": f"{APP_ID}-fn",
         "started_after": body["started_after"],
         "started_before": body["started_before"],
         "if": "event.data.user == 'a'",
@@ -563,7 +564,8 @@ def test_bulk_cancellation_accepts_composite_function_id(api: APIClient) -> None
     run = make_run(created_at=ago(minutes=1))
     response = api.post("/v1/cancellations", bulk_body(function_id=f"{APP_ID}-fn"), format="json")
     assert response.status_code == 200, response.content
-    assert response.json()["data"]["function_id"] == "fn"
+    # Accepted in either form; always answered in the full form, as runs are.
+    assert response.json()["data"]["function_id"] == f"{APP_ID}-fn"
     assert response.json()["data"]["if"] is None
     assert response.json()["data"]["started_after"] is None
     assert FunctionRun.objects.get(pk=run.pk).status == RunStatus.CANCELLED
@@ -655,7 +657,7 @@ def test_list_and_delete_cancellations(api: APIClient, schema: dict[str, Any]) -
     assert_documented(
         schema, path, "delete", api.delete(f"/v1/cancellations/{created[0]['id']}"), 404
     )
-    assert_documented(schema, path, "delete", api.delete("/v1/cancellations/x"), 400)
+    assert_documented(schema, path, "delete", api.delete("/v1/cancellations/x"), 404)
     assert "limit" in error_of(api.get("/v1/cancellations?limit=x"), 400)
     assert "cursor" in error_of(api.get("/v1/cancellations?cursor=%%%"), 400)
 

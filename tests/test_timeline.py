@@ -39,6 +39,7 @@ def make_step(pk: int, step_id: str, **fields: Any) -> SimpleNamespace:
         "started_at": at(1),
         "ended_at": at(2),
         "wake_at": None,
+        "output": None,
     }
     return SimpleNamespace(**{**defaults, **fields})
 
@@ -151,7 +152,7 @@ def test_step_waiting_to_retry_draws_the_backoff_to_its_wake_up() -> None:
     assert failed.status == "failed"
     assert (backoff.kind, backoff.left_pct, backoff.width_pct) == ("retry-gap", 50.0, 50.0)
     assert backoff.is_open and backoff.tooltip.startswith(
-        "Waiting to retry until 2026-01-01 12:00:08"
+        "Waiting to retry until 2026-01-01T12:00:08Z"
     )
 
 
@@ -172,7 +173,7 @@ def test_pending_sleep_is_drawn_to_its_wake_up_and_marked_open() -> None:
     bar = only(row.segments)
     assert (bar.kind, bar.status, bar.is_open) == ("sleep", "pending", True)
     assert (bar.left_pct, bar.width_pct) == (50.0, 50.0)  # clipped at now, the axis end
-    assert bar.tooltip == "Sleeping until 2026-01-01 13:00:00"
+    assert bar.tooltip == "Sleeping until 2026-01-01T13:00:00Z"
     assert row.kind_label == "step.sleep" and row.duration == ""
 
 
@@ -188,7 +189,15 @@ def test_pending_sleep_waking_before_now_is_not_open() -> None:
 def test_completed_sleep_and_wait() -> None:
     steps = [
         make_step(1, "nap", kind="sleep", started_at=at(2), ended_at=at(7), wake_at=at(7)),
-        make_step(2, "approval", kind="wait", started_at=at(7), ended_at=at(9), wake_at=at(60)),
+        make_step(
+            2,
+            "approval",
+            kind="wait",
+            started_at=at(7),
+            ended_at=at(9),
+            wake_at=at(60),
+            output={"id": "01KQ6V3Z1M6YJ8W9R4TZC2QH5N", "name": "app/approved", "data": {}},
+        ),
     ]
     rows = build_timeline(make_run(ended_at=at(10)), steps, now=at(10)).rows
     nap, approval = only(rows[1].segments), only(rows[2].segments)
@@ -207,9 +216,57 @@ def test_sleep_of_a_cancelled_run_is_interrupted() -> None:
     sleep = make_step(
         1, "nap", kind="sleep", status="Sleeping", started_at=at(2), ended_at=None, wake_at=at(100)
     )
-    bar = only(build_timeline(run, [sleep], now=at(50)).rows[1].segments)
-    assert (bar.status, bar.is_open, bar.left_pct, bar.width_pct) == ("cancelled", True, 40.0, 60.0)
-    assert bar.tooltip.startswith("Interrupted until")
+    row = build_timeline(run, [sleep], now=at(50)).rows[1]
+    bar = only(row.segments)
+    # Drawn and timed up to the cancel, not to a wake-up that will never come.
+    assert (bar.status, bar.is_open, bar.left_pct, bar.width_pct) == (
+        "cancelled",
+        False,
+        40.0,
+        60.0,
+    )
+    assert bar.tooltip == "Cancelled at 2026-01-01T12:00:05Z (was due 2026-01-01T12:01:40Z)"
+    assert (row.status, row.duration) == ("cancelled", "3.0s")
+    assert row.outcome is not None and row.outcome.label == "Cancelled"
+    assert row.outcome.ended_at == at(5)
+
+
+def test_running_and_retrying_steps_of_a_cancelled_run_end_with_it() -> None:
+    run = make_run(status="Cancelled", ended_at=at(6))
+    running = make_step(
+        1, "work", status="Running", ended_at=None, attempt_log=[attempt(1, 1, None)]
+    )
+    retrying = make_step(
+        2,
+        "flaky",
+        status="Retrying",
+        started_at=at(2),
+        ended_at=None,
+        wake_at=at(90),
+        attempt_log=[attempt(1, 2, 3, "boom")],
+    )
+    rows = build_timeline(run, [running, retrying], now=at(50)).rows
+    assert [(r.status, r.duration) for r in rows[1:]] == [
+        ("cancelled", "5.0s"),
+        ("cancelled", "4.0s"),
+    ]
+    interrupted = only(rows[1].segments)
+    assert interrupted.status == "cancelled" and not interrupted.is_open
+    _failed, backoff = rows[2].segments
+    assert backoff.status == "cancelled" and not backoff.is_open
+    assert backoff.left_pct + backoff.width_pct == pytest.approx(100.0)
+
+
+def test_a_wait_that_timed_out_is_not_completed() -> None:
+    run = make_run(ended_at=at(10))
+    wait = make_step(
+        1, "approval", kind="wait", started_at=at(1), ended_at=at(9), wake_at=at(9), output=None
+    )
+    row = build_timeline(run, [wait], now=at(10)).rows[1]
+    assert row.status == "timedout" and row.outcome is not None
+    assert row.outcome.label == "Timed out"
+    bar = only(row.segments)
+    assert (bar.status, bar.tooltip) == ("timedout", "Timed out after 8.0s")
 
 
 def test_instant_step_gets_a_minimum_width_and_stays_on_the_axis() -> None:

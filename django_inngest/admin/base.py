@@ -11,12 +11,12 @@ from django.contrib.admin.utils import quote
 from django.db import models
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import dateformat, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from django_inngest.models import FunctionRun, RunStatus, WaitKind
+from django_inngest.timefmt import iso
 
 #: Every run status has a badge colour (tests check none is missing).
 STATUS_CSS = {
@@ -67,17 +67,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 def moment(value: datetime | None) -> str:
-    """A precise, sortable timestamp in the site's time zone (the admin's default drops seconds)."""
+    """A precise, sortable timestamp: ISO 8601 with the zone (see ``django_inngest.timefmt``)."""
     if value is None:
         return EMPTY
-    return dateformat.format(timezone.localtime(value), "Y-m-d H:i:s")
+    return iso(value)
 
 
-def short_moment(value: datetime) -> str:
-    """The time alone when it is today, so that list columns stay narrow."""
-    local = timezone.localtime(value)
-    same_day = local.date() == timezone.localdate()
-    return dateformat.format(local, "H:i:s" if same_day else "Y-m-d H:i")
+def time_tag(value: datetime | None) -> SafeString | str:
+    """``moment`` in a ``<time>`` element, so scripts and tests can read the instant back."""
+    if value is None:
+        return EMPTY
+    text = iso(value)
+    return format_html('<time datetime="{}">{}</time>', text, text)
 
 
 def status_badge(status: str, label: Any = None) -> SafeString:
@@ -99,7 +100,7 @@ def run_status(run: FunctionRun) -> SafeString:
 def waiting_text(run: FunctionRun) -> str:
     if run.status != RunStatus.RUNNING or not run.wait_kind:
         return ""
-    until = short_moment(run.ready_at) if run.ready_at else ""
+    until = iso(run.ready_at) if run.ready_at else ""
     if run.wait_kind == WaitKind.SLEEP:
         return _("sleeping until %(time)s") % {"time": until} if until else _("sleeping")
     if run.wait_kind == WaitKind.EVENT:
@@ -126,7 +127,7 @@ def error_block(error: Any) -> SafeString | str:
         return EMPTY
     if not isinstance(error, dict):
         return pretty_json(error)
-    headline = error.get("error") or error.get("message") or error.get("name") or ""
+    headline = error_headline(error)
     stack = error.get("stack") or ""
     rest = {k: v for k, v in error.items() if k not in ("error", "message", "name", "stack")}
     return format_html(
@@ -144,3 +145,23 @@ def html_list(items: list[SafeString | str]) -> SafeString | str:
         '<ul class="inngest-list">{}</ul>',
         format_html_join("", "<li>{}</li>", ((i,) for i in items)),
     )
+
+
+def error_headline(error: Any) -> str:
+    """``Name: message`` of an Inngest-shaped error (its ``error`` field already reads so)."""
+    if not error:
+        return ""
+    if not isinstance(error, dict):
+        return str(error)
+    name, message = str(error.get("name") or ""), str(error.get("message") or "")
+    if name and message:
+        return message if message.startswith(f"{name}:") else f"{name}: {message}"
+    return str(error.get("error") or message or name)
+
+
+def error_cell(error: Any) -> SafeString | str:
+    """A list cell: the headline, cut by CSS to a line or two, whole in the tooltip."""
+    headline = error_headline(error)
+    if not headline:
+        return EMPTY
+    return format_html('<span class="inngest-error-cell" title="{}">{}</span>', headline, headline)

@@ -8,9 +8,15 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -20,6 +26,7 @@ from django_inngest.admin.base import (
     EMPTY,
     ReadOnlyAdmin,
     error_block,
+    error_cell,
     has_run_permission,
     html_list,
     moment,
@@ -27,6 +34,9 @@ from django_inngest.admin.base import (
     run_status,
     status_badge,
 )
+from django_inngest.admin.dashboard import dashboard_view
+from django_inngest.admin.filters import CreatedRangeFilter
+from django_inngest.admin.run_page import live_context
 from django_inngest.engine.cancellation import (
     RunAlreadyEndedError,
     RunNotFoundError,
@@ -36,10 +46,24 @@ from django_inngest.engine.cancellation import (
 from django_inngest.exceptions import InngestError
 from django_inngest.ingest import runs as run_services
 from django_inngest.models import CancelSource, FunctionRun, RunStatus
-from django_inngest.timeline import build_timeline, format_duration
+from django_inngest.payload_search import (
+    PayloadSearchError,
+    looks_like_payload_search,
+    parse_payload_search,
+    payload_q,
+)
+from django_inngest.timeline import format_duration, run_duration
 
-#: Shown on the run page; more steps than this are summarised rather than drawn.
-MAX_TIMELINE_STEPS = 500
+#: The "Engine state" fieldset: display methods that format times like the rest of the page.
+ENGINE_STATE_FIELDS = {
+    "wait_kind": "engine_wait_kind",
+    "ready_at": "engine_ready_at",
+    "dispatched_at": "engine_dispatched_at",
+    "lease_owner": "engine_lease_owner",
+    "lease_expires_at": "engine_lease_expires_at",
+    "attempt": "engine_attempt",
+    "cancelled_signal_sent": "engine_cancelled_signal_sent",
+}
 
 
 def cancel_reason(request: HttpRequest) -> str:
@@ -52,18 +76,18 @@ class FunctionRunAdmin(ReadOnlyAdmin):
         "run_id",
         "function",
         "status_display",
-        "created",
         "started",
         "ended",
         "duration",
+        "error_summary",
     )
-    list_filter = ("status", "function")
+    list_filter = ("status", CreatedRangeFilter, "function")
     list_select_related = ("function",)
-    date_hierarchy = "created_at"
     # The search is exact (see get_search_results); listed here so the admin shows the box.
     search_fields = ("run_id",)
     search_help_text = gettext_lazy(
-        "An exact run ID, or the internal or sender ID of the triggering event."
+        "An exact run ID, the internal or sender ID of the triggering event, or a value in "
+        "the event's payload: importId=abc (also data.user.id:42; several terms must all match)."
     )
     ordering = ("-created_at",)
     actions = ("cancel_selected", "rerun_selected")
@@ -83,43 +107,13 @@ class FunctionRunAdmin(ReadOnlyAdmin):
         "invoked_links",
         "original_link",
         "rerun_links",
+        *ENGINE_STATE_FIELDS.values(),
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        fieldsets: list[tuple[Any, dict[str, Any]]] = [
-            (
-                None,
-                {
-                    "fields": (
-                        "run_id",
-                        "function_link",
-                        "status_display",
-                        "event_link",
-                        "created",
-                        "started",
-                        "ended",
-                        "duration",
-                    )
-                },
-            ),
-        ]
-        # Sections that would only show dashes are left out: few runs are cancelled or related,
-        # and an active run has no result yet.
-        result: tuple[str, ...] = ("output_display", "error_display")
-        if obj is not None:
-            shown = {"output_display": obj.output is not None, "error_display": bool(obj.error)}
-            result = tuple(name for name in result if shown[name])
-        if result:
-            fieldsets.append((gettext_lazy("Result"), {"fields": result}))
-        if obj is not None and obj.status == RunStatus.CANCELLED:
-            fieldsets.append(
-                (
-                    gettext_lazy("Cancellation"),
-                    {
-                        "fields": ("cancel_source", "cancel_reason", "cancellation_link"),
-                    },
-                )
-            )
+        # The summary, the error, the output and the cancellation are drawn above the timeline
+        # by the run page's own template (they refresh with it); the fieldsets hold the rest.
+        fieldsets: list[tuple[Any, dict[str, Any]]] = []
         if obj is not None and self._has_relations(obj):
             fieldsets.append(
                 (
@@ -132,18 +126,7 @@ class FunctionRunAdmin(ReadOnlyAdmin):
         fieldsets.append(
             (
                 gettext_lazy("Engine state"),
-                {
-                    "classes": ("collapse",),
-                    "fields": (
-                        "wait_kind",
-                        "ready_at",
-                        "dispatched_at",
-                        "lease_owner",
-                        "lease_expires_at",
-                        "attempt",
-                        "cancelled_signal_sent",
-                    ),
-                },
+                {"classes": ("collapse",), "fields": tuple(ENGINE_STATE_FIELDS.values())},
             )
         )
         return fieldsets
@@ -177,7 +160,40 @@ class FunctionRunAdmin(ReadOnlyAdmin):
     def duration(self, run: FunctionRun) -> str:
         if run.ended_at is None:
             return EMPTY
-        return format_duration(run.ended_at - (run.started_at or run.created_at))
+        return format_duration(run_duration(run, run.ended_at))
+
+    @admin.display(description=gettext_lazy("error"))
+    def error_summary(self, run: FunctionRun) -> SafeString | str:
+        return error_cell(run.error) if run.status == RunStatus.FAILED else EMPTY
+
+    # -- engine state: the same time format as everything else ------------------------------
+    @admin.display(description=gettext_lazy("blocked on"))
+    def engine_wait_kind(self, run: FunctionRun) -> str:
+        return str(run.get_wait_kind_display()) if run.wait_kind else EMPTY
+
+    @admin.display(description=gettext_lazy("ready at"))
+    def engine_ready_at(self, run: FunctionRun) -> str:
+        return moment(run.ready_at)
+
+    @admin.display(description=gettext_lazy("last dispatched at"))
+    def engine_dispatched_at(self, run: FunctionRun) -> str:
+        return moment(run.dispatched_at)
+
+    @admin.display(description=gettext_lazy("lease owner"))
+    def engine_lease_owner(self, run: FunctionRun) -> str:
+        return run.lease_owner or EMPTY
+
+    @admin.display(description=gettext_lazy("lease expires at"))
+    def engine_lease_expires_at(self, run: FunctionRun) -> str:
+        return moment(run.lease_expires_at)
+
+    @admin.display(description=gettext_lazy("attempt"))
+    def engine_attempt(self, run: FunctionRun) -> int:
+        return run.attempt
+
+    @admin.display(description=gettext_lazy("cancel signal sent"), boolean=True)
+    def engine_cancelled_signal_sent(self, run: FunctionRun) -> bool:
+        return run.cancelled_signal_sent
 
     @admin.display(description=gettext_lazy("function"))
     def function_link(self, run: FunctionRun) -> str:
@@ -243,6 +259,13 @@ class FunctionRunAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if looks_like_payload_search(term):
+            try:
+                terms = parse_payload_search(term)
+            except PayloadSearchError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return queryset.none(), False
+            return queryset.filter(payload_q(terms, field="event__data")), False
         match = Q(run_id=term.upper()) | Q(event_id=term.upper()) | Q(event__external_id=term)
         return queryset.filter(match), False
 
@@ -318,8 +341,29 @@ class FunctionRunAdmin(ReadOnlyAdmin):
             self.admin_site.admin_view(self.cancel_view),
             name=f"{opts.app_label}_{opts.model_name}_cancel",
         )
+        live = path(
+            "<path:object_id>/live/",
+            self.admin_site.admin_view(self.live_view),
+            name=f"{opts.app_label}_{opts.model_name}_live",
+        )
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(lambda request: dashboard_view(self, request)),
+            name=f"{opts.app_label}_dashboard",
+        )
         # Before the defaults: their catch-all `<path:object_id>/` would swallow `…/cancel/`.
-        return [cancel, *super().get_urls()]
+        return [dashboard, cancel, live, *super().get_urls()]
+
+    def live_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The run page's live fragment, fetched by run_live.js while the run is active."""
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            raise Http404(_("No run has the ID %(id)s.") % {"id": unquote(object_id)})
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        context = live_context(request, run, show_all=request.GET.get("steps") == "all")
+        response = TemplateResponse(request, "django_inngest/admin/run_live.html", context)
+        return response
 
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The run page's Cancel button posts here (``admin_view`` adds login and CSRF checks)."""
@@ -375,31 +419,16 @@ class FunctionRunAdmin(ReadOnlyAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def run_page_context(self, request: HttpRequest, run: FunctionRun) -> dict[str, Any]:
-        # One extra row tells whether there are more, so the common case needs no COUNT query.
-        steps = list(run.steps.order_by("position")[: MAX_TIMELINE_STEPS + 1])
-        hidden = run.steps.count() - MAX_TIMELINE_STEPS if len(steps) > MAX_TIMELINE_STEPS else 0
-        steps = steps[:MAX_TIMELINE_STEPS]
-        timeline = build_timeline(run, steps, timezone.now())
-        return {
-            "timeline": timeline,
-            "timeline_more_steps": hidden,
-            "step_rows": [
-                {
-                    "step": step,
-                    "row": row,
-                    "output": pretty_json(step.output) if step.output is not None else "",
-                    "error": error_block(step.error) if step.error else "",
-                    "started": moment(step.started_at),
-                    "ended": moment(step.ended_at),
-                }
-                for step, row in zip(steps, timeline.rows[1:], strict=True)
-            ],
-            "can_cancel": not run.is_ended and self.has_cancel_permission(request),
-            "cancel_url": reverse(
-                f"{self.admin_site.name}:{self._url_name('cancel')}", args=(run.run_id,)
-            ),
-            "run_status": run_status(run),
-            "event_url": self.url_for(run.event),
-            "run_duration": (_("took %(duration)s") if run.is_ended else _("%(duration)s so far"))
-            % {"duration": timeline.rows[0].duration},
-        }
+        context = live_context(request, run, show_all=request.GET.get("steps") == "all")
+        context.update(
+            {
+                "can_cancel": not run.is_ended and self.has_cancel_permission(request),
+                "cancel_url": reverse(
+                    f"{self.admin_site.name}:{self._url_name('cancel')}", args=(run.run_id,)
+                ),
+                "live_url": reverse(
+                    f"{self.admin_site.name}:{self._url_name('live')}", args=(run.run_id,)
+                ),
+            }
+        )
+        return context

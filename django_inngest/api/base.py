@@ -51,33 +51,51 @@ class InngestAPIView(APIView):
     # -- helpers for subclasses --------------------------------------------------------------
 
     def query(
-        self, request: Request, serializer_class: type[Serializer[Any]] | None
+        self,
+        request: Request,
+        serializer_class: type[Serializer[Any]] | None,
+        *,
+        ignore_prefix: str | None = None,
     ) -> dict[str, Any]:
-        """Validated query parameters; unknown or repeated ones are a 400, not silently ignored."""
+        """Validated query parameters; unknown or repeated ones are a 400, not silently ignored.
+
+        Parameters starting with ``ignore_prefix`` are the view's own to check.
+        """
         allowed = set(serializer_class().fields) if serializer_class else set()
-        unknown = sorted(set(request.query_params) - allowed)
+        given = {
+            key
+            for key in request.query_params
+            if not (ignore_prefix and key.startswith(ignore_prefix))
+        }
+        unknown = sorted(given - allowed)
         if unknown:
             expected = ", ".join(sorted(allowed)) or "none"
             raise exceptions.ValidationError(
                 f"Unknown query parameter(s): {', '.join(unknown)} (expected: {expected})"
             )
-        repeated = sorted(k for k, v in request.query_params.lists() if len(v) > 1)
+        repeated = sorted(k for k, v in request.query_params.lists() if len(v) > 1 and k in given)
         if repeated:
             raise exceptions.ValidationError(
                 f"Query parameter(s) given twice: {', '.join(repeated)}"
             )
         if serializer_class is None:
             return {}
-        serializer = serializer_class(data=request.query_params.dict())
+        serializer = serializer_class(
+            data={key: value for key, value in request.query_params.items() if key in given}
+        )
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
     @staticmethod
     def ulid(value: str, message: str) -> str:
-        """A path ULID, uppercased (ULIDs are case-insensitive); anything else is a 400."""
+        """A path ULID, uppercased (ULIDs are case-insensitive).
+
+        Anything else is a 404, as Inngest answers for an unknown run: no resource can have
+        that ID, so it is not found rather than malformed.
+        """
         normalised = value.upper()
         if not is_ulid(normalised):
-            raise exceptions.ValidationError(message)
+            raise exceptions.NotFound(f"{message}: {value[:64]}")
         return normalised
 
     @staticmethod

@@ -12,6 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
 from django_inngest import __version__
+from django_inngest.api.endpoints import api_patterns
 from django_inngest.api.schema import HAS_SPECTACULAR
 
 SCHEMA_FILENAME = "openapi.json"
@@ -29,15 +30,16 @@ SETTINGS = {
     "RENDERER_WHITELIST": None,
     "PARSER_WHITELIST": None,
     "PREPROCESSING_HOOKS": [],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "django_inngest.api.openapi_strict.tighten",
+    ],
     "SCHEMA_PATH_PREFIX": r"/.*v1",
 }
 
 
 def _mounted_patterns(request: HttpRequest) -> list[Any]:
     """Our URL patterns under the prefix the project mounted them at (e.g. ``v1/``)."""
-    from django_inngest.api.urls import api_patterns
-
     prefix = request.path_info.lstrip("/").removesuffix(SCHEMA_FILENAME)
     return [path(prefix, include(api_patterns()))]
 

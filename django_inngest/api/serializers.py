@@ -12,6 +12,7 @@ from typing import Any, cast
 from django.utils.dateparse import parse_datetime
 from rest_framework import ISO_8601, serializers
 
+from django_inngest import step_outcome
 from django_inngest.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from django_inngest.models import (
     Cancellation,
@@ -147,18 +148,48 @@ class RunSerializer(serializers.Serializer[FunctionRun]):
         return data
 
 
+#: The engine's step statuses, plus how a step ended when its row alone does not say it.
+STEP_STATUSES = [
+    *StepStatus.values,
+    step_outcome.CANCELLED,
+    step_outcome.TIMED_OUT,
+    step_outcome.INTERRUPTED,
+]
+
+
 class StepSerializer(serializers.Serializer[StepRun]):
+    """A step as it ended: a step that the run's cancel interrupted is ``Cancelled`` (its
+    ``ended_at`` the run's), one the run's failure cut short ``Interrupted``, and a
+    ``wait_for_event`` that timed out ``TimedOut``. Pass the run as ``context["run"]``."""
+
     step_id = serializers.CharField(read_only=True)
-    position = serializers.IntegerField(read_only=True)
+    position = serializers.IntegerField(read_only=True, min_value=0)
     kind = serializers.ChoiceField(choices=StepKind.choices, read_only=True)
-    status = serializers.ChoiceField(choices=StepStatus.choices, read_only=True)
-    attempts = serializers.IntegerField(read_only=True)
+    status = serializers.ChoiceField(
+        choices=STEP_STATUSES,
+        read_only=True,
+        help_text="`Cancelled`: the run was cancelled while the step slept, waited, ran or "
+        "waited to retry; `Interrupted`: the run failed meanwhile; `TimedOut`: a "
+        "`wait_for_event` whose timeout passed (its output is null).",
+    )
+    attempts = serializers.IntegerField(read_only=True, min_value=0)
     started_at = Rfc3339Field(read_only=True)
-    ended_at = Rfc3339Field(read_only=True, allow_null=True)
+    ended_at = Rfc3339Field(
+        read_only=True, allow_null=True, help_text="For an interrupted step, the run's end."
+    )
     output = serializers.JSONField(read_only=True, allow_null=True)
     error = serializers.JSONField(read_only=True, allow_null=True)
     wake_at = Rfc3339Field(read_only=True, allow_null=True)
-    attempt_log = serializers.JSONField(read_only=True)
+    attempt_log = serializers.ListField(child=serializers.DictField(), read_only=True)
+
+    def to_representation(self, instance: StepRun) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        run = self.context.get("run") or instance.run
+        outcome = step_outcome.step_outcome(run, instance)
+        data["status"] = outcome.status
+        if outcome.ended_at is not None and instance.ended_at is None:
+            data["ended_at"] = self.fields["ended_at"].to_representation(outcome.ended_at)
+        return data
 
 
 #: Inngest's ``cause`` for each of our sources (Inngest itself only has API and Dashboard).
@@ -171,7 +202,8 @@ class CancellationSerializer(serializers.Serializer[Cancellation]):
     name = serializers.CharField(read_only=True)
     app_id = serializers.CharField(read_only=True)
     function_id = serializers.CharField(
-        source="function.fn_id", read_only=True, help_text="The function's local ID (`fn_id`)."
+        read_only=True,
+        help_text="The function's full ID, `<app_id>-<fn_id>`, as on runs and system events.",
     )
     started_after = Rfc3339Field(read_only=True, allow_null=True)
     started_before = Rfc3339Field(read_only=True)
@@ -255,7 +287,8 @@ class CancellationCreateSerializer(serializers.Serializer[Any]):
 
     app_id = StrictCharField(max_length=255)
     function_id = StrictCharField(
-        max_length=255, help_text="The function's local ID (`fn_id`); `app-fn` is accepted too."
+        max_length=255,
+        help_text="The function's full ID (`<app_id>-<fn_id>`), or its local ID (`fn_id`).",
     )
     started_after = Rfc3339Field(required=False, allow_null=True)
     started_before = Rfc3339Field(help_text="At most 5 seconds in the future.")

@@ -16,6 +16,16 @@ from django_inngest.api.serializers import (
     serialize_many,
 )
 from django_inngest.models import Event
+from django_inngest.payload_search import (
+    MAX_TERMS,
+    PayloadSearchError,
+    PayloadTerm,
+    parse_term,
+    payload_q,
+)
+
+#: Query parameters naming a path in the event payload: ``?data.importId=abc``.
+PAYLOAD_PREFIX = "data."
 
 VIEW_EVENT = "django_inngest.view_event"
 VIEW_RUN = "django_inngest.view_functionrun"
@@ -35,12 +45,22 @@ class EventListView(InngestAPIView):
     @extend_schema(
         operation_id="listEvents",
         summary="List events, newest first",
+        description=(
+            "Filter by a value inside the payload with `data.<path>=<value>` parameters, "
+            "e.g. `?data.importId=abc` or `?data.user.id=42` (up to 5; all must match). A value "
+            "that reads as a JSON number, `true`, `false` or `null` matches that literal or the "
+            'same text as a string; quote it (`"42"`) for the string only. On PostgreSQL this '
+            "is a `data @>` containment search served by a GIN index."
+        ),
         parameters=[EventListQuery],
         responses=responses(envelope("EventList", EventSerializer(many=True), paginated=True), 400),
     )
     def get(self, request: Request) -> Response:
-        params = self.query(request, EventListQuery)
+        payload_terms = self.payload_terms(request)
+        params = self.query(request, EventListQuery, ignore_prefix=PAYLOAD_PREFIX)
         events = Event.objects.all()
+        if payload_terms:
+            events = events.filter(payload_q(payload_terms, field="data"))
         if "name" in params:
             events = events.filter(name=params["name"])
         if "received_after" in params:
@@ -51,6 +71,22 @@ class EventListView(InngestAPIView):
             events, time_field="received_at", limit=params["limit"], cursor=params.get("cursor")
         )
         return self.wrap_page(serialize_many(EventSerializer, page.items), page.next_cursor)
+
+    @staticmethod
+    def payload_terms(request: Request) -> list[PayloadTerm]:
+        terms = []
+        for key, values in request.query_params.lists():
+            if not key.startswith(PAYLOAD_PREFIX):
+                continue
+            if len(values) > 1:
+                raise exceptions.ValidationError(f"Query parameter given twice: {key}")
+            try:
+                terms.append(parse_term(f"{key}={values[0]}"))
+            except PayloadSearchError as exc:
+                raise exceptions.ValidationError({key: str(exc)}) from None
+        if len(terms) > MAX_TERMS:
+            raise exceptions.ValidationError(f"At most {MAX_TERMS} data.<path> parameters")
+        return terms
 
 
 class EventDetailView(InngestAPIView):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +17,6 @@ from django_inngest.api.serializers import (
     RerunSerializer,
     RunSerializer,
     StepSerializer,
-    serialize_many,
 )
 from django_inngest.engine.cancellation import RunAlreadyEndedError, RunNotFoundError, cancel_run
 from django_inngest.exceptions import InngestError
@@ -84,7 +85,12 @@ class RunStepsView(InngestAPIView):
     def get(self, request: Request, run_id: str) -> Response:
         self.query(request, None)
         run = get_run(self, run_id)
-        return self.wrap(serialize_many(StepSerializer, run.steps.order_by("position")))
+        steps = StepSerializer(
+            instance=cast(Any, list(run.steps.order_by("position"))),
+            many=True,
+            context={"run": run},
+        )
+        return self.wrap(list(steps.data))
 
 
 class RunRerunView(InngestAPIView):
