@@ -62,20 +62,36 @@ class ConcurrencySlotQuerySet(models.QuerySet["ConcurrencySlot"]):
         taken: list[ConcurrencySlot] = []
         for key, limit in keys:
             slot = self._free_one(key, limit, now)
-            if slot is None and self._create_missing(key, limit):
-                slot = self._free_one(key, limit, now)
             if slot is None:
                 return key
             taken.append(slot)
-        for slot in taken:
-            slot.run_id, slot.owner = run_id, owner
-            slot.save(update_fields=["run_id", "owner"])
+        self.hold([(slot, run_id) for slot in taken], owner)
         return None
 
     def _free_one(self, key: str, limit: int, now: datetime) -> ConcurrencySlot | None:
-        return (
-            self.free(key, limit, now).select_for_update(skip_locked=True).order_by("index").first()
+        found = self.take_free(key, limit, now, 1)
+        return found[0] if found else None
+
+    def take_free(self, key: str, limit: int, now: datetime, count: int) -> list[ConcurrencySlot]:
+        """Up to ``count`` free slots of ``key``, row-locked for the caller's transaction (a
+        batch of runs is admitted with one such query per key)."""
+        found = list(
+            self.free(key, limit, now).select_for_update(skip_locked=True).order_by("index")[:count]
         )
+        if len(found) < count and self._create_missing(key, limit):
+            found = list(
+                self.free(key, limit, now)
+                .select_for_update(skip_locked=True)
+                .order_by("index")[:count]
+            )
+        return found
+
+    def hold(self, slots: Sequence[tuple[ConcurrencySlot, str]], owner: str) -> None:
+        """Give each slot to its run (one statement for a batch)."""
+        for slot, run_id in slots:
+            slot.run_id, slot.owner = run_id, owner
+        if slots:
+            ConcurrencySlot.objects.bulk_update([slot for slot, _ in slots], ["run_id", "owner"])
 
     def _create_missing(self, key: str, limit: int) -> bool:
         """A key's slots are created when first needed (and never removed: a lower limit just
@@ -134,26 +150,46 @@ class FlowLimitQuerySet(models.QuerySet["FlowLimit"]):
         With ``queue`` (throttle), refused callers are spaced ``interval`` apart in the order
         they were refused, so a queue of waiting runs comes back one at a time, not as a herd.
         The state row is locked for the caller's transaction."""
+        return self.take_many(key, 1, capacity=capacity, interval=interval, now=now, queue=queue)[0]
+
+    def take_many(
+        self,
+        key: str,
+        count: int,
+        *,
+        capacity: int,
+        interval: timedelta,
+        now: datetime,
+        queue: bool = True,
+    ) -> list[datetime | None]:
+        """``take`` for ``count`` callers in order (a batch of runs), in two statements."""
         with database.atomic():
-            state: FlowLimit | None = self.select_for_update().filter(key=key).first()
-            if state is None:
-                try:
-                    with database.atomic():
-                        state = FlowLimit.objects.create(key=key, tat=now)
-                except IntegrityError:  # another sender created it first
-                    state = FlowLimit.objects.select_for_update().get(key=key)
-            start = max(state.tat, now)
-            allow_at = start - interval * (capacity - 1)
-            if allow_at > now:
-                if not queue:
-                    return allow_at
-                retry_at = max(allow_at, state.queue_tail or allow_at)
-                state.queue_tail = retry_at + interval
-                state.save(update_fields=["queue_tail"])
-                return retry_at
-            state.tat = start + interval
-            state.save(update_fields=["tat"])
-        return None
+            row = self._locked(key, now)
+            results: list[datetime | None] = []
+            for _ in range(count):
+                start = max(row.tat, now)
+                allow_at = start - interval * (capacity - 1)
+                if allow_at <= now:
+                    row.tat = start + interval
+                    results.append(None)
+                elif queue:
+                    retry_at = max(allow_at, row.queue_tail or allow_at)
+                    row.queue_tail = retry_at + interval
+                    results.append(retry_at)
+                else:
+                    results.append(allow_at)
+            row.save(update_fields=["tat", "queue_tail"])
+        return results
+
+    def _locked(self, key: str, now: datetime) -> FlowLimit:
+        state: FlowLimit | None = self.select_for_update().filter(key=key).first()
+        if state is not None:
+            return state
+        try:
+            with database.atomic():
+                return FlowLimit.objects.create(key=key, tat=now)
+        except IntegrityError:  # another sender created it first
+            return FlowLimit.objects.select_for_update().get(key=key)
 
 
 class FlowLimit(models.Model):

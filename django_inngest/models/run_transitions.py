@@ -26,7 +26,7 @@ from django.db.models import (
     When,
 )
 
-from django_inngest import database, sql
+from django_inngest import database
 from django_inngest.models.cancellations import Cancellation
 from django_inngest.models.choices import (
     ACTIVE_STATUSES,
@@ -34,6 +34,7 @@ from django_inngest.models.choices import (
     RunStatus,
     WaitKind,
 )
+from django_inngest.models.run_statements import complete_if_owned
 
 if TYPE_CHECKING:
     from django_inngest.models.runs import FunctionRun
@@ -209,6 +210,46 @@ class FunctionRunQuerySet(models.QuerySet["FunctionRun"]):
             )
         return Claim(run, recovered, first)
 
+    def claim_admitted(
+        self, runs: Sequence[FunctionRun], owner: str, now: datetime, lease: timedelta
+    ) -> None:
+        """Claim gated runs ``engine.gates`` admitted together (their rows locked by the
+        caller's transaction), in one UPDATE."""
+        if not runs:
+            return
+        values: dict[str, Any] = {
+            "lease_owner": owner,
+            "lease_expires_at": now + lease,
+            "status": RunStatus.RUNNING,
+            "wait_kind": WaitKind.NONE,
+            "waiting_key": None,
+            "started_at": now,
+        }
+        self.filter(pk__in=[run.pk for run in runs]).update(
+            finish_by=_finish_deadline(now), **values
+        )
+        for run in runs:
+            for name, value in values.items():
+                setattr(run, name, value)
+            run.finish_by = now + run.finish_after if run.finish_after is not None else None
+
+    def park_many(
+        self,
+        run_ids: Sequence[str],
+        wait_kind: WaitKind,
+        ready_at: datetime,
+        waiting_key: str | None,
+    ) -> None:
+        """``park`` for several locked runs at once."""
+        if run_ids:
+            self.filter(pk__in=run_ids).update(
+                wait_kind=wait_kind,
+                ready_at=ready_at,
+                waiting_key=waiting_key,
+                lease_owner="",
+                lease_expires_at=None,
+            )
+
     def park(
         self, run: FunctionRun, wait_kind: WaitKind, ready_at: datetime, waiting_key: str | None
     ) -> None:
@@ -370,66 +411,10 @@ class FunctionRunQuerySet(models.QuerySet["FunctionRun"]):
             for name, value in ended_values(RunStatus.COMPLETED, now).items()
             if name not in ("ended_at", "output")
         }
-        return _complete_if_owned(self.model, done, same)
+        return complete_if_owned(self.model, done, same)
 
     def mark_cancel_signal_sent(self, run_id: str) -> bool:
         """The outbox flag of ``function_cancelled``: True for the one caller that sets it."""
         return bool(
             self.filter(pk=run_id, cancelled_signal_sent=False).update(cancelled_signal_sent=True)
         )
-
-
-_complete_sql_cache: dict[tuple[str, int, tuple[str, ...]], str] = {}
-
-
-def _complete_sql(model: type[models.Model], vendor: str, rows: int, same: tuple[str, ...]) -> str:
-    key = (vendor, rows, same)
-    if key in _complete_sql_cache:
-        return _complete_sql_cache[key]
-    connection = database.connection()
-
-    def q(name: str | None) -> str:
-        return sql.quote(connection, name)
-
-    fields = {f.attname: f for f in model._meta.concrete_fields}
-    table = q(model._meta.db_table)
-    # PostgreSQL types a VALUES list from its literals: say what the two columns are.
-    ended, output = ("%s::timestamptz", "%s::jsonb") if vendor == "postgresql" else ("%s", "%s")
-    values = ", ".join([f"(%s, %s, {ended}, {output})"] * rows)
-    assignments = ", ".join(
-        [f"{q('ended_at')} = done.ended_at", f"{q('output')} = done.output"]
-        + [f"{q(fields[name].column)} = %s" for name in same]
-    )
-    statement = (
-        f"WITH done (run_id, owner, ended_at, output) AS (VALUES {values}) "
-        f"UPDATE {table} SET {assignments} FROM done "
-        f"WHERE {table}.{q('run_id')} = done.run_id AND {table}.{q('status')} = %s "
-        f"AND {table}.{q('lease_owner')} = done.owner "
-        f"RETURNING {table}.{q('run_id')}"
-    )
-    _complete_sql_cache[key] = statement
-    return statement
-
-
-def _complete_if_owned(
-    model: type[models.Model], done: Sequence[Completion], same: dict[str, Any]
-) -> set[str]:
-    """The hand-written ``WITH ... UPDATE ... FROM (VALUES ...) RETURNING`` behind
-    ``end_completed``: one round trip for a batch (the ORM has no multi-row conditional UPDATE)."""
-    connection = database.connection()
-    fields = {f.attname: f for f in model._meta.concrete_fields}
-    ended_field, output_field = fields["ended_at"], fields["output"]
-    params: list[Any] = []
-    for completion in done:
-        params += [
-            completion.run_id,
-            completion.owner,
-            ended_field.get_db_prep_save(completion.ended_at, connection),
-            output_field.get_db_prep_save(completion.output, connection),
-        ]
-    names = tuple(same)
-    params += [fields[name].get_db_prep_save(same[name], connection) for name in names]
-    params.append(str(RunStatus.RUNNING))
-    with connection.cursor() as cursor:
-        cursor.execute(_complete_sql(model, connection.vendor, len(done), names), params)
-        return {row[0] for row in cursor.fetchall()}

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_inngest', '0001_initial'),
+        ('django_inngest', '0002_console_search_and_dashboard_indexes'),
     ]
 
     operations = [
