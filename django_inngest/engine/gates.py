@@ -73,11 +73,10 @@ def admit(run: FunctionRun, owner: str, now: datetime) -> bool:
 def admit_new(
     run_ids: Sequence[str], owner: str, now: datetime, lease: timedelta
 ) -> dict[str, Claim]:
-    """Admit a batch's never-started gated runs together, as ``claim_new`` takes plain ones:
-    per group of runs with the same limits, one query for each key's free slots and one GCRA
-    update, then one UPDATE claiming the admitted and one parking the rest. Resumed and
-    recovered runs go through ``admit``, one at a time."""
-    claims: dict[str, Claim] = {}
+    """Admit a batch's never-started gated runs together, as ``claim_new`` takes plain ones,
+    in a fixed number of statements whatever the number of keys: who waits ahead on each key,
+    each key's free slots, one GCRA update per throttle key, one UPDATE claiming the admitted,
+    one parking the rest. Resumed and recovered runs go through ``admit``, one at a time."""
     with database.atomic():
         candidates = list(
             FunctionRun.objects.loaded()
@@ -92,57 +91,74 @@ def admit_new(
             )
             .order_by("queue_at", "pk")
         )
+        if not candidates:
+            return {}
         groups: dict[str, list[FunctionRun]] = defaultdict(list)
         for run in candidates:
             groups[json.dumps(run.gates, sort_keys=True)].append(run)
-        recheck = now + timedelta(seconds=settings.LEASE_SECONDS)
-        admitted: list[FunctionRun] = []
+        wanted: dict[str, tuple[int, int]] = {}  # key -> (limit, runs that want a slot)
         for group in groups.values():
-            admitted += _admit_group(group, owner, now, recheck)
+            for key, limit in concurrency_keys(group[0]):
+                wanted[key] = (limit, wanted.get(key, (limit, 0))[1] + len(group))
+        ahead = FunctionRun.objects.first_waiting(set(wanted))
+        free = ConcurrencySlot.objects.take_free_many(wanted, now)
+        recheck = now + timedelta(seconds=settings.LEASE_SECONDS)
+        parked: dict[str, str] = {}  # run -> the concurrency key it waits for
+        admitted: list[FunctionRun] = []
+        holds: list[tuple[ConcurrencySlot, str]] = []
+        for group in groups.values():
+            starting = _fit(group, ahead, free, parked)
+            starting = _throttle(starting, now)
+            holds += [
+                (free[key].pop(0), run.run_id)
+                for run in starting
+                for key, _ in concurrency_keys(run)
+            ]
+            admitted += starting
+        FunctionRun.objects.park_for_slots(parked, recheck)
+        ConcurrencySlot.objects.hold(holds, owner)
         FunctionRun.objects.claim_admitted(admitted, owner, now, lease)
-    for run in admitted:
-        claims[run.run_id] = Claim(run, recovered=False, first=True)
-    return claims
+    return {run.run_id: Claim(run, recovered=False, first=True) for run in admitted}
 
 
-def _admit_group(
-    group: list[FunctionRun], owner: str, now: datetime, recheck: datetime
+def _fit(
+    group: list[FunctionRun],
+    ahead: dict[str, tuple[datetime, str]],
+    free: dict[str, list[ConcurrencySlot]],
+    parked: dict[str, str],
 ) -> list[FunctionRun]:
-    """Runs with the same limits, in queue order: the first ones that fit start."""
-    keys = concurrency_keys(group[0])
-    for key, _ in keys:
-        if FunctionRun.objects.waiting_ahead_of(group[0], key):
-            FunctionRun.objects.park_many([r.pk for r in group], WaitKind.CONCURRENCY, recheck, key)
+    """The runs of a group (same limits, queue order) that may start: none if a run waits
+    ahead of them on a key, else as many as every key has free slots; the rest wait."""
+    keys = [key for key, _ in concurrency_keys(group[0])]
+    first = group[0]
+    for key in keys:
+        if key in ahead and ahead[key] < (first.queue_at, first.pk):
+            parked.update({run.pk: key for run in group})
             return []
-    fits = len(group)
-    slots: dict[str, list[ConcurrencySlot]] = {}
-    for key, limit in keys:
-        slots[key] = ConcurrencySlot.objects.take_free(key, limit, now, len(group))
-        if len(slots[key]) < fits:
-            fits, blocked = len(slots[key]), key
-    if fits < len(group):
-        waiting = [r.pk for r in group[fits:]]
-        FunctionRun.objects.park_many(waiting, WaitKind.CONCURRENCY, recheck, blocked)
-    admitted = group[:fits]
-    throttle: dict[str, Any] | None = group[0].gates.get("throttle")
-    if throttle and admitted:
-        retries = FlowLimit.objects.take_many(
-            throttle["key"],
-            len(admitted),
-            capacity=int(throttle["capacity"]),
-            interval=timedelta(seconds=float(throttle["interval"])),
-            now=now,
-        )
-        for run, retry_at in zip(admitted, retries, strict=True):
-            if retry_at is not None:
-                FunctionRun.objects.park(run, WaitKind.THROTTLE, retry_at, None)
-        admitted = [
-            run for run, retry_at in zip(admitted, retries, strict=True) if retry_at is None
-        ]
-    ConcurrencySlot.objects.hold(
-        [(slots[key][i], run.run_id) for key, _ in keys for i, run in enumerate(admitted)], owner
+    fits = min([len(group)] + [len(free.get(key, [])) for key in keys])
+    for run in group[fits:]:
+        parked[run.pk] = min(keys, key=lambda k: len(free.get(k, [])))
+    # Reserve the slots for this group: the next group of the same key sees what is left.
+    return group[:fits]
+
+
+def _throttle(runs: list[FunctionRun], now: datetime) -> list[FunctionRun]:
+    """Of runs with one throttle, those it lets start now; the others wait for their turn."""
+    throttle: dict[str, Any] | None = runs[0].gates.get("throttle") if runs else None
+    if not throttle:
+        return runs
+    retries = FlowLimit.objects.take_many(
+        throttle["key"],
+        # A run refused before comes back at its turn: refused again, it does not requeue.
+        [run.wait_kind != WaitKind.THROTTLE for run in runs],
+        capacity=int(throttle["capacity"]),
+        interval=timedelta(seconds=float(throttle["interval"])),
+        now=now,
     )
-    return admitted
+    for run, retry_at in zip(runs, retries, strict=True):
+        if retry_at is not None:
+            FunctionRun.objects.park(run, WaitKind.THROTTLE, retry_at, None)
+    return [run for run, retry_at in zip(runs, retries, strict=True) if retry_at is None]
 
 
 def release(runs: list[FunctionRun]) -> None:

@@ -7,11 +7,12 @@ key (an index), so 10,000 pending keys cost what 10 do.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
 from django_inngest import database
@@ -86,6 +87,54 @@ class ConcurrencySlotQuerySet(models.QuerySet["ConcurrencySlot"]):
             )
         return found
 
+    def take_free_many(
+        self, wanted: dict[str, tuple[int, int]], now: datetime
+    ) -> dict[str, list[ConcurrencySlot]]:
+        """``take_free`` for many keys at once: for each key (its limit, how many slots are
+        wanted) the free slots, lowest first, row-locked for the caller's transaction. One
+        query (two more the first time a key is seen, to create its slots)."""
+        if not wanted:
+            return {}
+        found = self._free_of(wanted, now)
+        short = [k for k, (limit, count) in wanted.items() if len(found.get(k, [])) < count]
+        if short and self._create_missing_many({k: wanted[k][0] for k in short}):
+            found = self._free_of(wanted, now)
+        return {key: found.get(key, [])[:count] for key, (_, count) in wanted.items()}
+
+    def _free_of(
+        self, wanted: dict[str, tuple[int, int]], now: datetime
+    ) -> dict[str, list[ConcurrencySlot]]:
+        within = Q()
+        for key, (limit, _count) in wanted.items():
+            within |= Q(key=key, index__lt=limit)
+        rows = (
+            self.filter(within)
+            .filter(Q(run_id__isnull=True) | ~Exists(_live_holder(now)))
+            .select_for_update(skip_locked=True)
+            .order_by("key", "index")
+        )
+        found: dict[str, list[ConcurrencySlot]] = defaultdict(list)
+        for slot in rows:
+            found[slot.key].append(slot)
+        return found
+
+    def _create_missing_many(self, limits: dict[str, int]) -> bool:
+        counts = dict(
+            self.filter(key__in=list(limits))
+            .values_list("key")
+            .annotate(n=Count("pk"))
+            .values_list("key", "n")
+        )
+        missing = [k for k, limit in limits.items() if counts.get(k, 0) < limit]
+        if not missing:
+            return False
+        with database.atomic():
+            ConcurrencySlot.objects.bulk_create(
+                [ConcurrencySlot(key=k, index=i) for k in missing for i in range(limits[k])],
+                ignore_conflicts=True,
+            )
+        return True
+
     def hold(self, slots: Sequence[tuple[ConcurrencySlot, str]], owner: str) -> None:
         """Give each slot to its run (one statement for a batch)."""
         for slot, run_id in slots:
@@ -150,29 +199,24 @@ class FlowLimitQuerySet(models.QuerySet["FlowLimit"]):
         With ``queue`` (throttle), refused callers are spaced ``interval`` apart in the order
         they were refused, so a queue of waiting runs comes back one at a time, not as a herd.
         The state row is locked for the caller's transaction."""
-        return self.take_many(key, 1, capacity=capacity, interval=interval, now=now, queue=queue)[0]
+        return self.take_many(key, [queue], capacity=capacity, interval=interval, now=now)[0]
 
     def take_many(
-        self,
-        key: str,
-        count: int,
-        *,
-        capacity: int,
-        interval: timedelta,
-        now: datetime,
-        queue: bool = True,
+        self, key: str, queue: Sequence[bool], *, capacity: int, interval: timedelta, now: datetime
     ) -> list[datetime | None]:
-        """``take`` for ``count`` callers in order (a batch of runs), in two statements."""
+        """``take`` for several callers in order (a batch of runs), in two statements;
+        ``queue`` says, per caller, whether a refusal joins the queue's tail (a first refusal)
+        or retries as soon as GCRA allows (a caller whose turn came a moment early)."""
         with database.atomic():
             row = self._locked(key, now)
             results: list[datetime | None] = []
-            for _ in range(count):
+            for joins_queue in queue:
                 start = max(row.tat, now)
                 allow_at = start - interval * (capacity - 1)
                 if allow_at <= now:
                     row.tat = start + interval
                     results.append(None)
-                elif queue:
+                elif joins_queue:
                     retry_at = max(allow_at, row.queue_tail or allow_at)
                     row.queue_tail = retry_at + interval
                     results.append(retry_at)

@@ -233,22 +233,32 @@ class FunctionRunQuerySet(models.QuerySet["FunctionRun"]):
                 setattr(run, name, value)
             run.finish_by = now + run.finish_after if run.finish_after is not None else None
 
-    def park_many(
-        self,
-        run_ids: Sequence[str],
-        wait_kind: WaitKind,
-        ready_at: datetime,
-        waiting_key: str | None,
-    ) -> None:
-        """``park`` for several locked runs at once."""
-        if run_ids:
-            self.filter(pk__in=run_ids).update(
-                wait_kind=wait_kind,
-                ready_at=ready_at,
-                waiting_key=waiting_key,
+    def park_for_slots(self, waiting: dict[str, str], recheck: datetime) -> None:
+        """``park`` several locked runs at once, each waiting for its concurrency key (one
+        UPDATE)."""
+        if waiting:
+            self.filter(pk__in=list(waiting)).update(
+                wait_kind=WaitKind.CONCURRENCY,
+                ready_at=recheck,
+                waiting_key=Case(*(When(pk=pk, then=Value(key)) for pk, key in waiting.items())),
                 lease_owner="",
                 lease_expires_at=None,
             )
+
+    def first_waiting(self, keys: set[str]) -> dict[str, tuple[datetime, str]]:
+        """For each key, the queue position (``queue_at``, run ID) of its first waiting run."""
+        first: dict[str, tuple[datetime, str]] = {}
+        if not keys:
+            return first
+        rows = (
+            self.active().filter(waiting_key__in=keys).values_list("waiting_key", "queue_at", "pk")
+        )
+        for key, queue_at, pk in rows:
+            if key is None or queue_at is None:
+                continue
+            if key not in first or (queue_at, pk) < first[key]:
+                first[key] = (queue_at, pk)
+        return first
 
     def park(
         self, run: FunctionRun, wait_kind: WaitKind, ready_at: datetime, waiting_key: str | None
