@@ -69,6 +69,10 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# PBKDF2's deliberate slowness costs ~0.2 s per login or created user, ~26 s over the admin and
+# REST tests; the tests check permissions, not password strength.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 # Unit tests run django-q2 in sync mode; integration tests start real qcluster processes with
 # their own settings module (tests/integration_settings.py).
 Q_CLUSTER = {
