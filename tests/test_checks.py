@@ -34,7 +34,7 @@ def only(check_id: str) -> Any:
     return found[0]
 
 
-# The check command runs the database checks too (Django >= 6.0 does by default, on every
+# The check command runs the database checks too (Django >= 6.1 does by default, on every
 # alias), so it needs the test database; run_checks(tags=...) above does not.
 @pytest.mark.django_db
 def test_real_configuration_passes_every_check() -> None:
