@@ -68,7 +68,7 @@ class Worker:
     def stop(self) -> None:
         """SIGTERM to the cluster's main process only: its stop procedure drains the sentinel,
         pusher, monitor and workers in about a second. (A TERM to every process of the group at
-        once kills the sentinel mid-handshake and the stop hangs until django-q2 gives up.)
+        once kills the sentinel mid-handshake and the main process then waits for it forever.)
         Whatever is left after that gets SIGKILL."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
