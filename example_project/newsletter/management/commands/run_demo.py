@@ -10,6 +10,7 @@ Exits non-zero if any of that does not happen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -50,25 +51,33 @@ class Worker:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            line = line.rstrip()
-            self.lines.append(line)
-            print(f"    [worker] {line}", flush=True)
+        with self.process.stdout as output:  # closed at EOF, when the cluster is gone
+            for line in output:
+                line = line.rstrip()
+                self.lines.append(line)
+                print(f"    [worker] {line}", flush=True)
 
     def saw(self, text: str) -> bool:
         return any(text in line for line in self.lines)
 
     def stop(self) -> None:
+        """SIGTERM to the cluster's main process only: its stop procedure drains the sentinel,
+        pusher, monitor and workers in about a second. (A TERM to every process of the group at
+        once kills the sentinel mid-handshake and the main process then waits for it forever.)
+        Whatever is left after that gets SIGKILL."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._pump_thread.join(timeout=5)  # the worker's last lines, then EOF
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -90,7 +99,9 @@ class Command(BaseCommand):
             wait_for("the worker to start", lambda: worker.saw("ready for work"), timeout=60)
             self.scenario(worker)
         finally:
+            started = time.monotonic()
             worker.stop()
+            self.stdout.write(f"Worker stopped in {time.monotonic() - started:.1f}s.")
 
     def step(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"\n== {text}"))
