@@ -20,21 +20,30 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
+from django.utils import timezone
 
 from django_inngest import Event
+from django_inngest.models import (
+    CronSchedule,
+    FunctionRegistration,
+    FunctionRun,
+    RunStatus,
+    StepStatus,
+)
 from django_inngest.models import Event as StoredEvent
-from django_inngest.models import FunctionRun, RunStatus, StepStatus
 from newsletter.inngest_functions import inngest_client
 from newsletter.models import Contact
 
 IMPORT_FN = "newsletter-app-import-all-contacts"
 CLEANUP_FN = "newsletter-app-cleanup-cancelled-import"
+NIGHTLY_FN = "newsletter-app-cleanup-stale-imports"
 
 
 class Worker:
@@ -207,8 +216,31 @@ class Command(BaseCommand):
         )
         if Contact.objects.filter(import_id=cancelled_id).exists():
             raise CommandError("the cleanup did not remove the cancelled import's contacts")
+        self.flow_control()
         self.stdout.write(
             self.style.SUCCESS("\nDemo finished: the seed scenario works end to end.")
+        )
+
+    def flow_control(self) -> None:
+        """Beyond the seed: the import's concurrency limit and the nightly cron schedule."""
+        self.step("Flow control: the import's concurrency and the nightly schedule")
+        config = FunctionRegistration.objects.get(function_id=IMPORT_FN).config
+        self.stdout.write(f"   {IMPORT_FN} concurrency: {config['concurrency']}")
+        schedule = CronSchedule.objects.get(function_id=NIGHTLY_FN)
+        self.stdout.write(f"   {NIGHTLY_FN}: {schedule.cron!r}, next tick {schedule.next_tick_at}")
+        # Pretend it is 03:00 in Paris: the workers' poller fires the tick, exactly once.
+        tick = timezone.now().replace(microsecond=0) + timedelta(seconds=1)
+        CronSchedule.objects.filter(pk=schedule.pk).update(next_tick_at=tick)
+        nightly = wait_for(
+            "the nightly cleanup run",
+            lambda: FunctionRun.objects.filter(
+                function_id=NIGHTLY_FN, status=RunStatus.COMPLETED
+            ).first(),
+            timeout=30,
+        )
+        self.stdout.write(
+            f"   tick {tick.isoformat()} fired run {nightly.run_id} "
+            f"({nightly.event.name}): {nightly.output}"
         )
 
     @staticmethod
