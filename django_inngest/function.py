@@ -11,9 +11,12 @@ from django_inngest.conf import settings
 from django_inngest.definitions import Cancel, TriggerEvent
 
 if TYPE_CHECKING:
-    from django_inngest.engine.context import Context
+    from django_inngest.client import Inngest
+    from django_inngest.engine.context import Context, ContextSync
+    from django_inngest.middleware import UninitializedMiddleware
 
-Handler = Callable[["Context"], Any]
+#: ``def handler(ctx: ContextSync)`` or ``async def handler(ctx: Context)``.
+Handler = Callable[["ContextSync"], Any] | Callable[["Context"], Any]
 
 FAILURE_SUFFIX = "-failure"
 FAILED_EVENT = "inngest/function.failed"
@@ -39,6 +42,14 @@ class Function:
     #: Set on an ``on_failure`` function: the ID of the function it serves.
     failure_of: str | None = None
     source: str = field(default="")
+    #: ``create_function(middleware=...)``: run after the client's (``engine.segments``).
+    middleware: tuple[UninitializedMiddleware, ...] = ()
+    #: The client that defined it: its middleware (current, ``add_middleware`` included) run
+    #: first.
+    client: Inngest | None = field(default=None, repr=False)
+    #: ``create_function(output_type=...)``: with the client's serializer, how the function's
+    #: output is stored (and how ``step.invoke`` returns it).
+    output_type: object = None
 
     @property
     def id(self) -> str:
