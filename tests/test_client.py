@@ -157,7 +157,6 @@ def test_unknown_option_raises_naming_it(inngest: Inngest) -> None:
         "throttle",
         "timeouts",
         "singleton",
-        "middleware",
     ],
 )
 def test_unsupported_inngest_option_raises_naming_it(inngest: Inngest, option: str) -> None:
@@ -466,8 +465,13 @@ def test_async_send_stores_the_event_and_runs_the_function(inngest: Inngest) -> 
     assert seen == [{"name": "ada"}]
 
 
-def test_inngest_py_sync_names_are_aliases() -> None:
+def test_inngest_py_names_split_sync_and_async_as_inngest_py_does() -> None:
+    import inspect
+
     import django_inngest as inngest
 
-    assert inngest.ContextSync is inngest.Context
-    assert inngest.StepSync is inngest.Step
+    assert inngest.ContextSync is not inngest.Context
+    assert inspect.iscoroutinefunction(inngest.Step.run)
+    assert not inspect.iscoroutinefunction(inngest.StepSync.run)
+    assert inspect.iscoroutinefunction(inngest.Group.parallel)
+    assert not inspect.iscoroutinefunction(inngest.GroupSync.parallel)
