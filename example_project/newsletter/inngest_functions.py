@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django_inngest import Cancel, Context, Inngest, TriggerEvent
+from django_inngest import Cancel, ContextSync, Inngest, TriggerEvent
 from newsletter.models import Contact
 
 inngest_client = Inngest(app_id="newsletter-app")
@@ -37,7 +37,7 @@ def import_batch(import_id: str, batch: int) -> int:
         )
     ],
 )
-def import_all_contacts(ctx: Context) -> dict[str, Any]:
+def import_all_contacts(ctx: ContextSync) -> dict[str, Any]:
     # This is a long running function: a step per batch, with a pause between batches.
     import_id = ctx.event.data["importId"]
     batches = int(ctx.event.data.get("batches", 6))
@@ -64,7 +64,7 @@ def delete_partial_import(import_id: str) -> int:
         expression="event.data.function_id == 'newsletter-app-import-all-contacts'",
     ),
 )
-def cleanup_cancelled_import(ctx: Context) -> dict[str, Any]:
+def cleanup_cancelled_import(ctx: ContextSync) -> dict[str, Any]:
     # This code will execute after your function is cancelled.
     # The event that triggered our original function run is passed nested in our event payload.
     original_triggering_event = ctx.event.data["event"]
