@@ -78,7 +78,8 @@ def run_group(
             finished = take_finished(in_flight, lambda future: future.done())
             retries = step_kinds.commit_planned(inv, [(s, *f.result()) for s, f in finished])
             wakes.update(retries)
-            run_sync(seg.open(settled_memos(step for step, _ in finished)))
+            if not (wakes and mode is ParallelMode.WAIT):  # the handler resumes
+                run_sync(seg.open(settled_memos(step for step, _ in finished)))
     if wakes:
         inv.pause(min(wakes.values()), WaitKind.RETRY)
     inv.seen_ids = dict(counters)

@@ -69,7 +69,8 @@ async def run_group(
                     step_kinds.commit_planned, inv, [(s, *t.result()) for s, t in finished]
                 )
                 wakes.update(retries)
-                await seg.open(settled_memos(step for step, _ in finished))
+                if not (wakes and mode is ParallelMode.WAIT):  # the handler resumes
+                    await seg.open(settled_memos(step for step, _ in finished))
     finally:
         for _, task in in_flight.values():  # only when the run is abandoned or suspended
             task.cancel()

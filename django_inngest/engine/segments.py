@@ -227,6 +227,7 @@ class Segments:
         """f.: ``group.parallel`` planned new steps (or waits for steps in flight)."""
         if not self.active:
             return
+        await self.executing()  # a branch reached a new step while memos remained
         await self._hook(self.manager.aafter_execution())
         if len(names) == 1:  # inngest-py transforms a single reported step, planned or not
             await self._hook(self.manager.atransform_output(step_result(names[0], Opcode.PLANNED)))
