@@ -235,9 +235,13 @@ def test_async_cancellation_while_sleeping_and_is_cancelled_in_a_step(inngest: I
 
 
 def test_steps_awaited_concurrently_fail_with_a_clear_error(inngest: Inngest) -> None:
+    async def io(n: int) -> int:
+        await asyncio.sleep(0.01)  # the first step is still in flight when the second starts
+        return n
+
     @inngest.create_function(fn_id="gather", trigger=TriggerEvent(event="t/gather"), retries=0)
     async def fn(ctx: Context) -> Any:
-        return await asyncio.gather(ctx.step.run("a", lambda: 1), ctx.step.run("b", lambda: 2))
+        return await asyncio.gather(ctx.step.run("a", io, 1), ctx.step.run("b", io, 2))
 
     inngest.send_sync(Event(name="t/gather"))
     run = only_run("test-app-gather")

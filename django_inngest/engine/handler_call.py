@@ -2,7 +2,7 @@
 
 ``inspect.iscoroutinefunction(handler)`` decides, as in inngest-py: an ``async def`` handler
 gets a ``Context`` whose step API is awaited (``steps_async``) and runs on an event loop of its
-own in the worker thread (``bridge.drive``); any other gets a ``ContextSync`` (``steps``). Both
+own in the worker thread (``bridge``); any other gets a ``ContextSync`` (``steps``). Both
 run the same code below: a sync run drives it with ``segments.run_sync``, as it never suspends.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from django_inngest.conf import settings
 from django_inngest.definitions import EventValue
 from django_inngest.engine.attempts import RunAttempts, step_attempt
-from django_inngest.engine.bridge import Bridge, drive, off_loop
+from django_inngest.engine.bridge import drive, outside_loop
 from django_inngest.engine.context import BaseContext, Context, ContextSync, FunctionLogger
 from django_inngest.engine.control import Abandon, Suspend, check_output
 from django_inngest.engine.invocation import Invocation
@@ -56,9 +56,9 @@ class Turn:
         ctx = ContextSync(step=step, group=group, **self._context_fields(is_async=False))
         return run_sync(self._call(ctx, seg, is_async=False))
 
-    async def _call_async(self, bridge: Bridge) -> Any:
+    async def _call_async(self) -> Any:
         seg = Segments(self.inv.function, self.factories, is_async=True)
-        step, group = Step(self.inv, seg, bridge), Group(self.inv, seg, bridge)
+        step, group = Step(self.inv, seg), Group(self.inv, seg)
         ctx = Context(step=step, group=group, **self._context_fields(is_async=True))
         return await self._call(ctx, seg, is_async=True)
 
@@ -115,7 +115,7 @@ class Turn:
             {"run_id": run_id, "function_id": inv.function.id},
             lambda: inv.replaying and step_attempt(run_id) is None,
         )
-        is_cancelled = (lambda: off_loop(inv.is_cancelled)) if is_async else inv.is_cancelled
+        is_cancelled = (lambda: outside_loop(inv.is_cancelled)) if is_async else inv.is_cancelled
         return {
             "event": event,
             "events": [event],

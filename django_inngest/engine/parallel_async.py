@@ -3,7 +3,8 @@
 
 ``async def`` bodies run concurrently on the loop; other bodies run on step threads, each with
 its own database connection. Starting and committing the steps (``step_kinds.start_planned``,
-``commit_planned``) and pausing run on the worker thread through the ``Bridge``.
+``commit_planned``) and pausing run on the worker thread with the loop suspended
+(``bridge.outside_loop``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 from django_inngest.engine import step_kinds
 from django_inngest.engine.attempts import within_step
-from django_inngest.engine.bridge import Bridge, SyncRunner, call_body, on_threads
+from django_inngest.engine.bridge import SyncRunner, call_body, on_threads, outside_loop
 from django_inngest.engine.control import Planned, PlanningInterrupt, RunOp
 from django_inngest.engine.invocation import Invocation
 from django_inngest.engine.leases import lease_keeper
@@ -33,7 +34,6 @@ Branch = Callable[[], Awaitable[T]]
 async def run_group(
     inv: Invocation,
     seg: Segments,
-    bridge: Bridge,
     branches: Sequence[Branch[T]],
     mode: ParallelMode,
 ) -> tuple[T, ...]:
@@ -52,7 +52,7 @@ async def run_group(
                 if planned or in_flight:
                     await seg.planned([p.op.name for p in planned])
                 if planned:
-                    started, waiting = await bridge.call(
+                    started, waiting = outside_loop(
                         step_kinds.start_planned, inv, planned, may_yield=not in_flight
                     )
                     wakes.update(waiting)
@@ -65,7 +65,7 @@ async def run_group(
                     break
                 await asyncio.wait([task for _, task in in_flight.values()], return_when=until)
                 finished = take_finished(in_flight, lambda task: task.done())
-                retries = await bridge.call(
+                retries = outside_loop(
                     step_kinds.commit_planned, inv, [(s, *t.result()) for s, t in finished]
                 )
                 wakes.update(retries)
@@ -76,7 +76,7 @@ async def run_group(
             task.cancel()
         pool.shutdown(wait=False)
     if wakes:
-        await bridge.call(inv.pause, min(wakes.values()), WaitKind.RETRY)
+        outside_loop(inv.pause, min(wakes.values()), WaitKind.RETRY)
     inv.seen_ids = dict(counters)
     return tuple([await _call(branch) for branch in branches])
 

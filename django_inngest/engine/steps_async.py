@@ -2,9 +2,9 @@
 ``Group``: every method is a coroutine (``await ctx.step.run(...)``).
 
 A thin layer over the same executors as ``StepSync`` (``steps``): arguments are checked by the
-same functions, memos are replayed by ``step_kinds.recall`` on the event loop (it touches no
-database), and every executor runs on the worker thread through the ``Bridge`` (``bridge``), so
-each step's result is committed before the handler continues, exactly as in a sync run. Only the
+same functions, memos are replayed by ``step_kinds.recall`` (it touches no database), and every
+executor runs on the worker thread with the loop suspended (``bridge.outside_loop``), so each
+step's result is committed before the handler continues, exactly as in a sync run. Only the
 user's ``step.run`` body is awaited between ``begin_run`` and ``finish_run``.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from django_inngest.definitions import EventValue
 from django_inngest.engine import parallel_async, step_kinds
 from django_inngest.engine.attempts import refuse_nested, within_step
-from django_inngest.engine.bridge import Bridge, call_body
+from django_inngest.engine.bridge import call_body, in_place, outside_loop
 from django_inngest.engine.control import (
     InvokeOp,
     Recalled,
@@ -58,10 +58,9 @@ class Step:
     """``ctx.step`` of an async handler: run, sleep, sleep_until, wait_for_event, send_event,
     invoke, invoke_by_id, each awaited."""
 
-    def __init__(self, invocation: Invocation, segments: Segments, bridge: Bridge) -> None:
+    def __init__(self, invocation: Invocation, segments: Segments) -> None:
         self._inv = invocation
         self._seg = segments
-        self._bridge = bridge
         self._busy = False
 
     @contextmanager
@@ -86,7 +85,7 @@ class Step:
         *handler_args: Any,
         output_type: object = OUTPUT_TYPE_UNSET,
     ) -> T:
-        inv, seg, bridge = self._inv, self._seg, self._bridge
+        inv, seg = self._inv, self._seg
         refuse_nested(inv.run.run_id)
         with self._one_step():
             op = RunOp(
@@ -99,17 +98,17 @@ class Step:
             if isinstance(found, Recalled):
                 return deserialize(inv, found.value, output_type)
             await seg.executing()
-            step = await bridge.call(step_kinds.begin_run, inv, op, found)
+            step = outside_loop(step_kinds.begin_run, inv, op, found)
             with (
                 lease_keeper.watch(inv.run.run_id, inv.owner, on_long=step.save),
                 within_step(inv.run.run_id, step.attempts - 1),
             ):
-                ok, outcome = await call_body(op.handler, op.args, bridge.call)
+                ok, outcome = await call_body(op.handler, op.args, in_place)
             if seg.active:
                 final = not ok and is_last_attempt(inv, step, outcome)
                 ok, outcome = await seg.step_ran(op.name, ok, outcome, final=final)
             try:
-                value = await bridge.call(step_kinds.finish_run, inv, step, ok, outcome)
+                value = outside_loop(step_kinds.finish_run, inv, step, ok, outcome)
             except Suspend:
                 await seg.responded()
                 raise
@@ -138,7 +137,7 @@ class Step:
             if found is None:
                 await self._seg.pausing(op.name, PAUSE_OPCODES[type(op)])
             try:
-                value = await self._bridge.call(step_kinds.execute, self._inv, op, found)
+                value = outside_loop(step_kinds.execute, self._inv, op, found)
             except StepError:
                 await self._seg.replayed(op.uid, None)
                 raise
@@ -178,7 +177,7 @@ class Step:
             op = type(op)(op.uid, op.name, event_payloads(items))  # as the hooks left them
             result = SendEventsResult()
             try:
-                result.ids = list(await self._bridge.call(step_kinds.execute, inv, op, found) or [])
+                result.ids = list(outside_loop(step_kinds.execute, inv, op, found) or [])
             except Exception as exc:
                 result.error = str(exc)
                 await seg.after_send_events(result)
@@ -227,10 +226,9 @@ class Group:
     """``ctx.group`` of an async handler: ``await ctx.group.parallel((lambda: ..., ...))``
     (``parallel_async``)."""
 
-    def __init__(self, invocation: Invocation, segments: Segments, bridge: Bridge) -> None:
+    def __init__(self, invocation: Invocation, segments: Segments) -> None:
         self._inv = invocation
         self._seg = segments
-        self._bridge = bridge
 
     async def parallel(
         self,
@@ -238,4 +236,4 @@ class Group:
         parallel_mode: ParallelMode = ParallelMode.WAIT,
     ) -> tuple[T, ...]:
         mode = check_parallel_mode(parallel_mode)
-        return await parallel_async.run_group(self._inv, self._seg, self._bridge, callables, mode)
+        return await parallel_async.run_group(self._inv, self._seg, callables, mode)
