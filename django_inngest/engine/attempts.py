@@ -17,9 +17,7 @@ body fails as in inngest-py ("Nested steps are not supported").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 from django_inngest.exceptions import NonRetriableError
@@ -35,14 +33,19 @@ _in_step: ContextVar[tuple[str, int] | None] = ContextVar(
 )
 
 
-@contextmanager
-def within_step(run_id: str, attempt: int) -> Iterator[None]:
+class within_step:  # a context manager, named like contextlib's
     """Mark the code inside as the body of a step of ``run_id`` at ``attempt`` (0-based)."""
-    token = _in_step.set((run_id, attempt))
-    try:
-        yield
-    finally:
-        _in_step.reset(token)
+
+    def __init__(self, run_id: str, attempt: int) -> None:
+        self._value = (run_id, attempt)
+        self._token: Token[tuple[str, int] | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _in_step.set(self._value)
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None
+        _in_step.reset(self._token)
 
 
 def step_attempt(run_id: str) -> int | None:

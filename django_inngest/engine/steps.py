@@ -216,12 +216,13 @@ class StepSync:
         found = self._recall(op)
         if isinstance(found, Recalled):
             return deserialize(inv, found.value, output_type)
+        if not seg.active:  # the usual case, without middleware: step_kinds' own composition
+            return deserialize(inv, step_kinds.execute(inv, op, found), output_type)
         run_sync(seg.executing())
         step = step_kinds.begin_run(inv, op, found)
         ok, outcome = step_kinds.run_body(inv, step, op)
-        if seg.active:
-            final = not ok and is_last_attempt(inv, step, outcome)
-            ok, outcome = run_sync(seg.step_ran(op.name, ok, outcome, final=final))
+        final = not ok and is_last_attempt(inv, step, outcome)
+        ok, outcome = run_sync(seg.step_ran(op.name, ok, outcome, final=final))
         try:
             value = step_kinds.finish_run(inv, step, ok, outcome)
         except Suspend:
@@ -234,6 +235,8 @@ class StepSync:
         return deserialize(inv, run_sync(seg.committed(op.uid, value)), output_type)
 
     def _recall(self, op: StepOp) -> Recalled | Any:
+        if not self._seg.active:
+            return step_kinds.recall(self._inv, op)
         try:
             found = step_kinds.recall(self._inv, op)
         except StepError:
@@ -249,6 +252,8 @@ class StepSync:
         found = self._recall(op)
         if isinstance(found, Recalled):
             return found.value
+        if not self._seg.active:
+            return step_kinds.execute(self._inv, op, found)
         if found is None:
             run_sync(self._seg.pausing(op.name, PAUSE_OPCODES[type(op)]))
         try:
