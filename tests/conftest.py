@@ -6,6 +6,7 @@ import pytest
 
 from django_inngest import Inngest, registrations
 from django_inngest.registry import FunctionRegistry, registry
+from django_inngest.sdk_catalog import catalog
 
 # Fixtures of the SDK protocol tests: a capture server and an inngest-py app (tests/sdkapp/).
 pytest_plugins = ["tests.sdkapp.fixtures"]
@@ -15,8 +16,10 @@ pytest_plugins = ["tests.sdkapp.fixtures"]
 def _fresh_registration_cache() -> Iterator[None]:
     # Each test gets a fresh database; the "already registered" cache must not outlive it.
     registrations.forget_cache()
+    catalog.forget()  # nor the SDK apps' functions read from it
     yield
     registrations.forget_cache()
+    catalog.forget()
 
 
 @pytest.fixture

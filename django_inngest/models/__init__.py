@@ -17,6 +17,7 @@ from django_inngest.models.events import DedupeKey, Event
 from django_inngest.models.functions import FunctionRegistration
 from django_inngest.models.listeners import Listener
 from django_inngest.models.runs import Claim, Completion, EndDetails, FunctionRun, ended_values
+from django_inngest.models.sdk_apps import SdkApp
 from django_inngest.models.steps import StepRun
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Listener",
     "ListenerKind",
     "RunStatus",
+    "SdkApp",
     "StepKind",
     "StepRun",
     "StepStatus",
