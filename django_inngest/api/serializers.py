@@ -149,6 +149,11 @@ class RunSerializer(serializers.Serializer[FunctionRun]):
 
 class StepSerializer(serializers.Serializer[StepRun]):
     step_id = serializers.CharField(read_only=True)
+    name = serializers.CharField(
+        read_only=True,
+        help_text="The step ID as written; a step of an SDK-served function has its hash "
+        "as `step_id`.",
+    )
     position = serializers.IntegerField(read_only=True)
     kind = serializers.ChoiceField(choices=StepKind.choices, read_only=True)
     status = serializers.ChoiceField(choices=StepStatus.choices, read_only=True)

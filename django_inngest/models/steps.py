@@ -125,4 +125,9 @@ class StepRun(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{self.step_id} ({self.status})"
+        return f"{self.name} ({self.status})"
+
+    @property
+    def name(self) -> str:
+        """What people call the step: its ID as written (an SDK step's ``step_id`` is a hash)."""
+        return self.display_name or self.step_id
