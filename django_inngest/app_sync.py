@@ -62,13 +62,16 @@ class Stored:
 
 def check_sync(app: AppSync) -> list[SdkFunction]:
     """Everything but the database: options, IDs, CEL, URLs. ``SyncRefused`` names the fault."""
-    for fn in app.functions:
-        unsupported = [option for option in fn.options_present if option in UNSUPPORTED_OPTIONS]
-        if unsupported:
-            raise SyncRefused(
-                f"function {fn.id!r} uses {', '.join(unsupported)}, which this server does not "
-                "support yet"
-            )
+    unsupported = [
+        f"{fn.id!r} uses {', '.join(used)}"
+        for fn in app.functions
+        if (used := [option for option in fn.options_present if option in UNSUPPORTED_OPTIONS])
+    ]
+    if unsupported:
+        raise SyncRefused(
+            f"unsupported function options: {'; '.join(unsupported)} (this server does not "
+            "run them yet)"
+        )
     functions: list[SdkFunction] = []
     for index, (fn, raw) in enumerate(zip(app.functions, app.raw_functions, strict=True)):
         where = f"functions[{index}] ({fn.id})"

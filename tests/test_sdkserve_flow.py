@@ -70,9 +70,7 @@ def test_an_sdk_function_invokes_an_in_process_one(sdk_server: SdkServer) -> Non
     assert (invoke.display_name, invoke.kind, invoke.output) == ("greet", "invoke", "hello sdk")
 
 
-def test_an_in_process_function_invokes_an_sdk_one(
-    sdk_server: SdkServer, inngest: Inngest
-) -> None:
+def test_an_in_process_function_invokes_an_sdk_one(sdk_server: SdkServer, inngest: Inngest) -> None:
     from django_inngest import TriggerEvent
 
     @inngest.create_function(fn_id="parent", trigger=TriggerEvent(event="local/parent"))
@@ -183,7 +181,12 @@ def test_the_admin_and_the_rest_api_show_step_names_not_hashes(
         assert f'<span class="inngest-timeline-name" title="{name}">{name}</span>' in timeline
     assert sha1("s2") not in timeline
     assert f'<code title="{sha1("s2")}">s2</code>' in page  # the hash only as a tooltip
-    steps = Client().get(
-        f"/v1/runs/{run.run_id}/steps", headers={"Authorization": f"Bearer {SIGNING_KEY}"}
-    ).json()["data"]
-    assert [(s["name"], s["step_id"]) for s in steps][:2] == [("s1", sha1("s1")), ("s2", sha1("s2"))]
+    steps = (
+        Client()
+        .get(f"/v1/runs/{run.run_id}/steps", headers={"Authorization": f"Bearer {SIGNING_KEY}"})
+        .json()["data"]
+    )
+    assert [(s["name"], s["step_id"]) for s in steps][:2] == [
+        ("s1", sha1("s1")),
+        ("s2", sha1("s2")),
+    ]

@@ -12,7 +12,15 @@ from django_inngest.models import StepRun
 
 @admin.register(StepRun)
 class StepRunAdmin(ReadOnlyAdmin):
-    list_display = ("step_name", "run_link", "kind", "status_display", "attempts", "started", "ended")
+    list_display = (
+        "step_name",
+        "run_link",
+        "kind",
+        "status_display",
+        "attempts",
+        "started",
+        "ended",
+    )
     list_filter = ("kind", "status")
     list_select_related = ("run",)
     search_fields = ("=run__run_id", "step_id", "display_name")

@@ -23,6 +23,7 @@ EVENT_KEY = "test-event-key"
 SERVE_PATH = "/api/inngest"
 BAD_KEY_PATH = "/api/inngest-badkey"
 FLOW_PATH = "/api/inngest-flow"
+V2_PATH = "/api/inngest-v2"
 
 
 @dataclass
@@ -59,9 +60,11 @@ class Probe:
 probe = Probe()
 
 
-def build_client(origin: str, *, signing_key: str = SIGNING_KEY) -> inngest.Inngest:
+def build_client(
+    origin: str, *, signing_key: str = SIGNING_KEY, app_id: str = APP_ID
+) -> inngest.Inngest:
     return inngest.Inngest(
-        app_id=APP_ID,
+        app_id=app_id,
         is_production=True,
         signing_key=signing_key,
         event_key=EVENT_KEY,
@@ -242,6 +245,37 @@ def build_functions(client: inngest.Inngest) -> list[inngest.Function[Any]]:
     ]
 
 
+def build_flow_controlled(client: inngest.Inngest) -> list[inngest.Function[Any]]:
+    """Options the engine does not run yet: a sync using them must be refused, naming them."""
+
+    @client.create_function(
+        fn_id="limited",
+        trigger=inngest.TriggerEvent(event="flow/limited"),
+        concurrency=[inngest.Concurrency(limit=2, key="event.data.id")],
+    )
+    def limited(ctx: inngest.ContextSync) -> None:
+        return None
+
+    @client.create_function(fn_id="nightly", trigger=inngest.TriggerCron(cron="0 3 * * *"))
+    def nightly(ctx: inngest.ContextSync) -> None:
+        return None
+
+    return [limited, nightly]
+
+
+def build_v2(client: inngest.Inngest) -> list[inngest.Function[Any]]:
+    """The next version of the app: ``steps`` changed (5 retries, another trigger), the
+    other functions removed."""
+
+    @client.create_function(
+        fn_id="steps", trigger=inngest.TriggerEvent(event="sdks/steps.v2"), retries=5
+    )
+    def steps(ctx: inngest.ContextSync) -> str:
+        return ctx.step.run("v2", lambda: "v2")
+
+    return [steps]
+
+
 @dataclass(frozen=True)
 class ServedApps:
     client: inngest.Inngest
@@ -251,16 +285,21 @@ class ServedApps:
 
 def build(origin: str) -> ServedApps:
     """The app served at ``SERVE_PATH``, a copy holding another signing key at
-    ``BAD_KEY_PATH``, and our own endpoints, in one URLconf."""
+    ``BAD_KEY_PATH``, its next version at ``V2_PATH``, an app using flow control at
+    ``FLOW_PATH``, and our own endpoints, in one URLconf."""
     client = build_client(origin)
     functions = build_functions(client)
     impostor = build_client(origin, signing_key=OTHER_KEY)
     impostor_functions = build_functions(impostor)
+    v2 = build_client(origin)
+    flowing = build_client(origin, app_id="sdks-flow")
     module = types.ModuleType("tests_sdkserve_urls")
     module.urlpatterns = [  # type: ignore[attr-defined]
         path("admin/", admin.site.urls),
         path("", include("django_inngest.urls")),
         inngest.django.serve(client, functions, serve_path=SERVE_PATH),
         inngest.django.serve(impostor, impostor_functions, serve_path=BAD_KEY_PATH),
+        inngest.django.serve(v2, build_v2(v2), serve_path=V2_PATH),
+        inngest.django.serve(flowing, build_flow_controlled(flowing), serve_path=FLOW_PATH),
     ]
     return ServedApps(client=client, functions=functions, urlconf=module)

@@ -150,5 +150,3 @@ def sdk_server(sdk_unsynced: SdkServer) -> SdkServer:
     outcome = sdk_unsynced.sync()
     assert outcome.ok, outcome.message
     return sdk_unsynced
-
-
