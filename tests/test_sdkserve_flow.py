@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from django_inngest import Context, Inngest, cancel_run
@@ -134,7 +135,14 @@ def test_a_cancel_mid_step_drops_the_late_result(sdk_server: SdkServer) -> None:
     run = sdk_server.send("sdks/slow")
     sdk_server.dispatched.clear()
     outcome: list[str] = []
-    turn = threading.Thread(target=lambda: outcome.append(worker.advance(run.run_id)))
+
+    def advance() -> None:
+        try:
+            outcome.append(worker.advance(run.run_id))
+        finally:
+            connection.close()
+
+    turn = threading.Thread(target=advance)
     turn.start()
     assert probe.arrived(run.run_id).wait(10), "the step never started"
     cancel_run(run.run_id, reason="changed my mind")

@@ -125,6 +125,27 @@ def sdk_allowed(settings: Any) -> None:
     settings.DJANGO_INNGEST_SDK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
 
 
+def _close_server_thread_connections(**_: Any) -> None:
+    import threading
+
+    from django.db import connections
+
+    # The SDK's HTTP client keeps its connection to the live server alive, so the server
+    # thread serving it lives on, and with it (CONN_MAX_AGE) its database connection: close
+    # it after each request, or the test database cannot be dropped at the end.
+    if threading.current_thread() is not threading.main_thread():
+        connections.close_all()
+
+
+@pytest.fixture
+def _server_threads_hold_no_connections() -> Any:
+    from django.core.signals import request_finished
+
+    request_finished.connect(_close_server_thread_connections, dispatch_uid="sdkserve-tests")
+    yield
+    request_finished.disconnect(dispatch_uid="sdkserve-tests")
+
+
 @pytest.fixture
 def sdk_unsynced(
     live_server: Any,
@@ -132,6 +153,7 @@ def sdk_unsynced(
     monkeypatch: pytest.MonkeyPatch,
     dispatched: list[str],
     sdk_allowed: None,
+    _server_threads_hold_no_connections: None,
 ) -> SdkServer:
     """The inngest-py app served on the live server, not synced yet."""
     from tests.sdkserve.app import probe
