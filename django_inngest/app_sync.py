@@ -15,6 +15,7 @@ our reply, which is read from the body (the SDK answers 200 even when the sync f
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -32,7 +33,14 @@ from django_inngest.sdk.transport import TransportError
 from django_inngest.sdk.url_guard import UrlRefused
 from django_inngest.sdk_catalog import catalog
 from django_inngest.sdk_function import SdkFunction, from_synced
-from django_inngest.sdk_http import is_dev, server_kind, signing_keys, transport, url_guard
+from django_inngest.sdk_http import (
+    SELF_CALL_HINT,
+    is_dev,
+    server_kind,
+    signing_keys,
+    sync_transport,
+    url_guard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +118,23 @@ def _check_expressions(function: SdkFunction, where: str) -> None:
                 raise SyncRefused(f"{field} is not valid CEL: {error.message}") from error
 
 
+def config_checksum(app: AppSync) -> str:
+    """What decides ``modified``: the app's URL, SDK and functions, however they were sent
+    (an in-band answer and a ``/fn/register`` body of one app differ in their other keys)."""
+    config = {
+        "url": app.url,
+        "sdk": app.sdk,
+        "framework": app.framework,
+        "app_version": app.app_version,
+        "functions": list(app.raw_functions),
+    }
+    return hashlib.sha256(signing.canonical_json(config)).hexdigest()
+
+
 def store_sync(app: AppSync) -> Stored:
     """Check and store a sync (see the module's docstring); ``SyncRefused`` names the fault."""
     functions = check_sync(app)
+    checksum = config_checksum(app)
     ids = [f.id for f in functions]
     now = timezone.now()
     with database.atomic():
@@ -126,7 +148,7 @@ def store_sync(app: AppSync) -> Stored:
         for function_id, owner in taken:
             where = f"app {owner!r}" if owner else "this project's code"
             raise SyncRefused(f"function {function_id!r} is already served by {where}")
-        if stored is not None and stored.checksum == app.checksum:
+        if stored is not None and stored.checksum == checksum:
             SdkApp.objects.filter(pk=stored.pk).update(synced_at=now)
             return Stored(stored, modified=False, functions=len(ids), deactivated=0)
         if stored is None:
@@ -135,7 +157,7 @@ def store_sync(app: AppSync) -> Stored:
         stored.sdk = app.sdk or ""
         stored.framework = app.framework or ""
         stored.app_version = app.app_version or ""
-        stored.checksum = app.checksum
+        stored.checksum = checksum
         stored.version += 1
         stored.generation = new_ulid()  # the stamp every process's catalog compares
         stored.synced_at = now
@@ -200,9 +222,12 @@ def request_sync(url: str, *, in_band: bool = True, deploy_id: str | None = None
     if not keys:
         del put.headers[signing.SIGNATURE_HEADER]  # dev mode without a key: unsigned
     try:
-        answer = transport().put_sync(put)
-    except (TransportError, UrlRefused) as error:
-        return SyncOutcome(False, f"could not reach {url}: {error}")
+        answer = sync_transport().put_sync(put)
+    except TransportError as error:
+        hint = SELF_CALL_HINT if error.timed_out else ""
+        return SyncOutcome(False, f"could not reach {url}: {error.reason}{hint}")
+    except UrlRefused as refused:
+        return SyncOutcome(False, f"refused to call {url!r}: {refused.message}")
     result = sync.interpret_sync_response(
         answer.status, answer.headers, answer.body, signing_keys=keys
     )

@@ -18,6 +18,13 @@ from django_inngest.sdk.wire import ServerKind
 
 _lock = threading.Lock()
 _transports: dict[tuple[object, ...], Transport] = {}
+#: A sync should take a second; waiting long only hides the self-call deadlock (below).
+SYNC_TIMEOUT_SECONDS = 30.0
+#: Added to timeout messages: the deadlock of one web server serving the app and this server.
+SELF_CALL_HINT = (
+    " (if the app is served by the same web server as django_inngest, that server needs more "
+    "than one worker or thread: the app calls back into it, to /fn/register or /e/)"
+)
 
 
 def server_kind() -> ServerKind:
@@ -45,11 +52,20 @@ def url_guard() -> UrlGuard:
 
 
 def transport() -> Transport:
-    """This process's transport for the current settings (a settings change gets a new one)."""
+    """This process's transport for call requests (a settings change gets a new one)."""
+    return _transport(settings.SDK_HTTP_TIMEOUT_SECONDS)
+
+
+def sync_transport() -> Transport:
+    """The transport for sync PUTs: a short timeout, a sync is quick."""
+    return _transport(min(SYNC_TIMEOUT_SECONDS, settings.SDK_HTTP_TIMEOUT_SECONDS))
+
+
+def _transport(timeout: float) -> Transport:
     key = (
         tuple(allowed_hosts()),
         tuple(settings.SDK_ALLOWED_NETWORKS),
-        settings.SDK_HTTP_TIMEOUT_SECONDS,
+        timeout,
         settings.SDK_CONNECT_TIMEOUT_SECONDS,
     )
     with _lock:
@@ -57,7 +73,7 @@ def transport() -> Transport:
         if found is None:
             guard = url_guard()
             found = _transports[key] = Transport(
-                timeout=settings.SDK_HTTP_TIMEOUT_SECONDS,
+                timeout=timeout,
                 connect_timeout=settings.SDK_CONNECT_TIMEOUT_SECONDS,
                 addresses_for=guard.addresses_for,
                 user_agent="django-inngest",

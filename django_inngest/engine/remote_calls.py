@@ -26,7 +26,13 @@ from django_inngest.sdk.responses import CallOutcome, SdkError
 from django_inngest.sdk.transport import TransportError
 from django_inngest.sdk.url_guard import UrlRefused
 from django_inngest.sdk_function import SdkFunction
-from django_inngest.sdk_http import is_dev, server_kind, signing_keys, transport
+from django_inngest.sdk_http import (
+    SELF_CALL_HINT,
+    is_dev,
+    server_kind,
+    signing_keys,
+    transport,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +127,11 @@ def _outcome(prepared: Prepared) -> Outcome:
     try:
         response = transport().request("POST", prepared.url, prepared.body, prepared.headers)
     except TransportError as error:
+        if error.timed_out:
+            # The step outlived the timeout (it runs again on the retry), or the app is
+            # stuck calling back into a web server with no free worker.
+            limit = settings.SDK_HTTP_TIMEOUT_SECONDS
+            return Unreachable(f"no answer within {limit:g} s{SELF_CALL_HINT}")
         return Unreachable(error.reason)
     except UrlRefused as refused:
         return Unreachable(f"address not allowed: {refused.message}")

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                 ('sdk', models.CharField(blank=True, default='', max_length=64, verbose_name='SDK')),
                 ('framework', models.CharField(blank=True, default='', max_length=64, verbose_name='framework')),
                 ('app_version', models.CharField(blank=True, default='', max_length=255, verbose_name='app version')),
-                ('checksum', models.CharField(help_text="SHA-256 of the last sync's config (JCS).", max_length=64, verbose_name='checksum')),
+                ('checksum', models.CharField(help_text='SHA-256 of the synced URL, SDK and functions (JCS).', max_length=64, verbose_name='checksum')),
                 ('version', models.PositiveIntegerField(default=1, help_text='Bumped by every sync that changed the config.', verbose_name='version')),
                 ('generation', models.CharField(default=django_inngest.ids.new_ulid, max_length=26, verbose_name='generation')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),

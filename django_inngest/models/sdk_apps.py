@@ -26,7 +26,9 @@ class SdkApp(models.Model):
     framework = models.CharField(_("framework"), max_length=64, blank=True, default="")
     app_version = models.CharField(_("app version"), max_length=255, blank=True, default="")
     checksum = models.CharField(
-        _("checksum"), max_length=64, help_text=_("SHA-256 of the last sync's config (JCS).")
+        _("checksum"),
+        max_length=64,
+        help_text=_("SHA-256 of the synced URL, SDK and functions (JCS)."),
     )
     version = models.PositiveIntegerField(
         _("version"), default=1, help_text=_("Bumped by every sync that changed the config.")
