@@ -2,8 +2,9 @@
 multi-threaded WSGI server on this machine) against the same function written in-process, on
 one qcluster, in the same run.
 
-A child process creates a fresh PostgreSQL database, starts ``bench/serve.py`` (Django's
-threaded server, ``TCP_NODELAY``) serving ``bench/sdkapp.py``'s app, syncs it in-band,
+A child process creates a fresh PostgreSQL database, starts gunicorn (``gthread``: 2 processes
+of 4 threads; ``--server django``: Django's threaded server, ``bench/serve.py``) serving
+``bench/sdkapp.py``'s app with bench/settings.py, syncs it in-band,
 starts ``manage.py qcluster`` (ORM broker, example_project's Q_CLUSTER) and, each round, in
 alternating order:
 
@@ -38,10 +39,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    DATA_DIR,
+    ROOT,
     Server,
+    child_env,
     drop_pg,
     emit_result,
     fmt_rate,
+    free_port,
     median,
     migrate,
     recreate_pg,
@@ -53,6 +58,60 @@ DB_NAME = "bench_inngest_sdk"
 WAIT_TIMEOUT = 600.0
 LOCAL = ("bench/steps.10", "bench-steps-10")
 SDK = ("sdkbench/steps.10", "sdkbench-steps-10")
+
+
+class Gunicorn:
+    """gunicorn serving this project (bench.wsgi), threaded, on a free port."""
+
+    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4) -> None:
+        import socket
+        import subprocess
+
+        self.port = free_port()
+        self.log = open(DATA_DIR / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
+        command = [sys.executable, "-m", "gunicorn", "bench.wsgi:application"]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread"]
+        command += ["--workers", str(workers), "--threads", str(threads), "--keep-alive", "60"]
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=child_env(env),
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn did not start; see {self.log.name}")
+
+    def stop(self) -> None:
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in a process group (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
@@ -186,7 +245,9 @@ def child(args: argparse.Namespace) -> None:
     from django_inngest.models import FunctionRun, RunStatus
     from tests.qcluster import QCluster
 
-    server = Server(dict(os.environ))
+    server: Gunicorn | Server = (
+        Gunicorn(dict(os.environ)) if args.server == "gunicorn" else Server(dict(os.environ))
+    )
     result: dict[str, Any] = {"rounds": []}
     try:
         outcome = request_sync(f"http://127.0.0.1:{server.port}/api/inngest")
@@ -223,11 +284,20 @@ def child(args: argparse.Namespace) -> None:
                 last = runs.aggregate(m=Max("ended_at"))["m"]
                 return 10 * args.runs / (last.timestamp() - t0)
 
+            workers_group = os.getpgid(cluster.process.pid)
+            app_group = os.getpgid(server.process.pid)
             order = [("local", LOCAL), ("sdk", SDK)]
+            cpu: dict[str, list[tuple[float, float]]] = {"local": [], "sdk": []}
             for r in range(args.rounds):
                 rates = {}
                 for label, (name, fid) in order if r % 2 == 0 else order[::-1]:
+                    before = group_cpu_seconds(workers_group), group_cpu_seconds(app_group)
                     rates[label] = steps_per_second(name, fid)
+                    after = group_cpu_seconds(workers_group), group_cpu_seconds(app_group)
+                    steps = 10 * args.runs
+                    cpu[label].append(
+                        ((after[0] - before[0]) / steps, (after[1] - before[1]) / steps)
+                    )
                     time.sleep(0.5)
                 result["rounds"].append(rates)
                 print(
@@ -236,6 +306,13 @@ def child(args: argparse.Namespace) -> None:
                     f"ratio={rates['sdk'] / rates['local']:.2f}",
                     flush=True,
                 )
+            result["cpu_ms_per_step"] = {
+                label: {
+                    "workers": median([c[0] for c in rows]) * 1000,
+                    "sdk_app": median([c[1] for c in rows]) * 1000,
+                }
+                for label, rows in cpu.items()
+            }
         except Exception:
             print(f"qcluster output (last lines):\n{cluster.output()}", flush=True)
             raise
@@ -253,6 +330,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None, help="runs per variant per round")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--server", choices=("gunicorn", "django"), default="gunicorn", help="serves the SDK app"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.runs = args.runs or (30 if args.quick else 100)
@@ -261,7 +341,7 @@ def main() -> None:
         return
     print(
         f"sdk: PostgreSQL, ORM broker, {args.workers} workers, {args.rounds} rounds of "
-        f"{args.runs} 10-step runs each; cores={os.cpu_count()}",
+        f"{args.runs} 10-step runs each; the SDK app on {args.server}; cores={os.cpu_count()}",
         flush=True,
     )
     env = {
@@ -273,7 +353,7 @@ def main() -> None:
     try:
         migrate(env)
         child_args = ["--child", "--rounds", str(args.rounds), "--runs", str(args.runs)]
-        child_args += ["--workers", str(args.workers)]
+        child_args += ["--workers", str(args.workers), "--server", args.server]
         if not args.profile:
             child_args.append("--no-profile")
         result = run_child("sdk.py", child_args, env)
@@ -290,6 +370,14 @@ def report(result: dict[str, Any]) -> None:
     print(f"\n== medians of {len(rounds)} rounds ==")
     print(f"in-process 10-step steps/s   {fmt_rate(local):>8}")
     print(f"SDK-served 10-step steps/s   {fmt_rate(sdk):>8}   ratio {ratio:.2f} (target >= 0.3)")
+    cpu = result.get("cpu_ms_per_step")
+    if cpu:
+        print("\nCPU per step (median of rounds; the database and this sender not counted):")
+        for label, parts in cpu.items():
+            print(
+                f"  {label:>5}: workers {parts['workers']:.2f} ms, "
+                f"SDK app server {parts['sdk_app']:.2f} ms"
+            )
     prof = result.get("profile")
     if prof:
         s = prof["sdk"]

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from django.utils import timezone
 
 from django_inngest.conf import settings
-from django_inngest.engine.remote_state import RemoteInvocation, memo_map
+from django_inngest.engine.remote_body import call_body
+from django_inngest.engine.remote_state import RemoteInvocation
 from django_inngest.ids import new_ulid
 from django_inngest.sdk import responses, signing, wire
 from django_inngest.sdk.responses import CallOutcome, SdkError
@@ -78,25 +79,19 @@ def prepare(inv: RemoteInvocation, *, target: str | None, attempt: int) -> Prepa
     """Build and sign one call request: untargeted (``target`` None) or for one step."""
     function = inv.function
     assert isinstance(function, SdkFunction)
-    request = wire.CallRequest(
-        event=inv.trigger,
-        steps=memo_map(inv.memos.values()),
-        ctx=wire.CallContext(
-            run_id=inv.run.run_id,
-            attempt=attempt,
-            # So the SDK itself reports StepFailed, not StepError, on a step's last attempt.
-            max_attempts=function.retry_limit + 1,
-            stack=(),
-        ),
+    ctx = wire.CallContext(
+        run_id=inv.run.run_id,
+        attempt=attempt,
+        # So the SDK itself reports StepFailed, not StepError, on a step's last attempt.
+        max_attempts=function.retry_limit + 1,
     )
-    request = replace(request, ctx=replace(request.ctx, stack=tuple(request.steps)))
-    body = signing.canonical_json(request.to_payload())
+    steps = list(inv.memos.values())
+    body = call_body(inv.body_parts, inv.trigger, steps, ctx)
     use_api = len(body) > settings.SDK_INLINE_STATE_MAX_BYTES
     if use_api:
         # Too big to send inline (the app's Django would refuse the body): the SDK fetches
         # the events and memos from /v0/runs/<id>/batch and /actions.
-        request = replace(request, ctx=replace(request.ctx, use_api=True))
-        body = signing.canonical_json(request.to_payload())
+        body = call_body(inv.body_parts, inv.trigger, steps, replace(ctx, use_api=True))
     keys = signing_keys()
     headers = wire.call_headers(
         signing.signature_header(body, keys[0]) if keys else "",

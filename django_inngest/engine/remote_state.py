@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -46,12 +46,22 @@ class _Pause:
     then: Callable[[], None] | None
 
 
+@dataclass
+class BodyParts:
+    """What a turn has canonicalised so far (``remote_body``): the trigger, memos by ID."""
+
+    event: bytes | None = None
+    memos: dict[str, bytes] = field(default_factory=dict)
+
+
 class RemoteInvocation(Invocation):
     """``Invocation`` for a run an SDK app serves; the commit protocol is unchanged."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._gathered: list[_Pause] | None = None
+        #: The canonical JSON of the trigger and settled memos, made once per turn.
+        self.body_parts = BodyParts()
 
     def new_step(
         self, uid: str, name: str, kind: StepKind, status: StepStatus, **fields: Any
