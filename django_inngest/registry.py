@@ -111,16 +111,17 @@ class FunctionRegistry:
 
     @contextmanager
     def isolated(self) -> Iterator[FunctionRegistry]:
-        """Swap in an empty registry for a block (tests); restore the previous one after."""
+        """Swap in an empty registry for a block (tests), without SDK apps' functions either;
+        restore the previous one after."""
         with self._lock:
-            saved, saved_errors = self._functions, self.errors
-            self._functions, self.errors = {}, []
+            saved, saved_errors, saved_source = self._functions, self.errors, self._source
+            self._functions, self.errors, self._source = {}, [], None
             self.version += 1
         try:
             yield self
         finally:
             with self._lock:
-                self._functions, self.errors = saved, saved_errors
+                self._functions, self.errors, self._source = saved, saved_errors, saved_source
                 self.version += 1
 
 

@@ -71,14 +71,19 @@ def test_an_sdk_function_invokes_an_in_process_one(sdk_server: SdkServer) -> Non
     assert (invoke.display_name, invoke.kind, invoke.output) == ("greet", "invoke", "hello sdk")
 
 
-def test_an_in_process_function_invokes_an_sdk_one(sdk_server: SdkServer, inngest: Inngest) -> None:
+def test_an_in_process_function_invokes_an_sdk_one(sdk_server: SdkServer) -> None:
     from django_inngest import TriggerEvent
 
-    @inngest.create_function(fn_id="parent", trigger=TriggerEvent(event="local/parent"))
+    local = Inngest(app_id="local")
+
+    @local.create_function(fn_id="parent", trigger=TriggerEvent(event="local/parent"))
     def parent(ctx: Context) -> Any:
         return ctx.step.invoke_by_id("call", app_id="sdks", function_id="child", data={"n": 21})
 
-    run = sdk_server.run("local/parent")
+    try:
+        run = sdk_server.run("local/parent")
+    finally:
+        local.registry.unregister(parent.id)
     assert run.status == RunStatus.COMPLETED, run.error
     assert run.output == {"doubled": 42}
     child = FunctionRun.objects.get(parent_run=run)
@@ -198,3 +203,33 @@ def test_the_admin_and_the_rest_api_show_step_names_not_hashes(
         ("s1", sha1("s1")),
         ("s2", sha1("s2")),
     ]
+
+
+def test_several_blocking_ops_in_one_answer_pause_once_until_all_settle(
+    sdk_server: SdkServer, calls: list[Call]
+) -> None:
+    run = sdk_server.run("sdks/gather")
+    assert calls[0].outcome == "StepsReported['Sleep', 'WaitForEvent', 'StepPlanned']"
+    assert [c.target for c in calls[1:]] == [sha1("work")]  # the planned step, then a pause
+    rows = {s.display_name: s for s in StepRun.objects.filter(run=run)}
+    assert {n: rows[n].status for n in rows} == {
+        "rest": StepStatus.SLEEPING,
+        "signal": StepStatus.WAITING,
+        "work": StepStatus.COMPLETED,
+    }
+    assert run.ready_at == rows["rest"].wake_at  # the earliest timer of the pending set
+    sdk_server.emit("sdks/go")
+    assert sdk_server.drain() == {run.run_id: "paused"}  # the sleep still pends: no call
+    assert len(calls) == 2
+    make_due(run)
+    assert worker.advance(run.run_id) == "completed"
+    run.refresh_from_db()
+    assert run.output == [None, "sdks/go", "worked"]
+    assert len(calls) == 3 and calls[-1].outcome == "Completed"
+
+
+def test_invoking_a_function_nobody_serves_fails_that_step_only(sdk_server: SdkServer) -> None:
+    run = sdk_server.run("sdks/lost")
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output["name"] == "FunctionNotFoundError"
+    assert "'nowhere-missing'" in run.output["message"]

@@ -65,13 +65,13 @@ def fake_app(capture_server: CaptureServer, answer: Any) -> FunctionRun:
     return FunctionRun.objects.get(event_id=event_id)
 
 
-def sdk_answer(body: object, *, key: str | None) -> Any:
+def sdk_answer(body: object, *, key: str | None, status: int = 200) -> Any:
     def respond(request: Captured) -> Any:
         raw = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "x-inngest-sdk": "inngest-py:v0.5.19"}
         if key is not None:
             headers["X-Inngest-Signature"] = signing.signature_header(raw, key)
-        return 200, headers, raw
+        return status, headers, raw
 
     return respond
 
@@ -149,3 +149,14 @@ def test_no_secret_reaches_the_logs(
         for secret in (signing.key_body(key), signing.hashed_signing_key(key)):
             assert secret not in text  # ... without the keys, raw or hashed
     assert SdkApp.objects.count() == 1
+
+
+def test_an_op_this_server_does_not_run_fails_the_run_naming_it(
+    capture_server: CaptureServer, sdk_allowed: None, dispatched: list[str]
+) -> None:
+    op = {"id": "a" * 40, "displayName": "ask", "name": "ask", "op": "AIGateway", "opts": {}}
+    run = fake_app(capture_server, sdk_answer([op], key=SIGNING_KEY, status=206))
+    assert worker.advance(run.run_id) == "failed"
+    run.refresh_from_db()
+    assert run.error["name"] == "UnsupportedOpcodeError"
+    assert "'ask' is a AIGateway op" in run.error["message"]

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_the_command_syncs_and_reports(sdk_unsynced: SdkServer) -> None:
     out = StringIO()
     call_command("inngest_sync_app", sdk_unsynced.url(SERVE_PATH), stdout=out)
-    assert "(in-band): synced (16 functions), configuration changed" in out.getvalue()
+    assert "(in-band): synced (18 functions), configuration changed" in out.getvalue()
     out = StringIO()
     call_command("inngest_sync_app", sdk_unsynced.url(SERVE_PATH), "--out-of-band", stdout=out)
     assert "(out-of-band): synced, nothing changed" in out.getvalue()

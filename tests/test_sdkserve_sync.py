@@ -43,7 +43,7 @@ def test_in_band_sync_needs_no_call_back(sdk_unsynced: SdkServer) -> None:
     assert (outcome.ok, outcome.in_band, outcome.modified) == (True, True, True), outcome
     app = SdkApp.objects.get()
     assert app.url == sdk_unsynced.url("/api/inngest")
-    assert FunctionRegistration.objects.filter(sdk_app=app, is_active=True).count() == 16
+    assert FunctionRegistration.objects.filter(sdk_app=app, is_active=True).count() == 18
 
 
 @pytest.mark.parametrize("in_band", [True, False])

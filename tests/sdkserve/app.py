@@ -226,7 +226,30 @@ def build_functions(client: inngest.Inngest) -> list[inngest.Function[Any]]:
         tail = ctx.step.run("tail", lambda: len(blob))
         return tail
 
+    @client.create_function(fn_id="gather", trigger=inngest.TriggerEvent(event="sdks/gather"))
+    def gather(ctx: inngest.ContextSync) -> list[Any]:
+        results = ctx.group.parallel(
+            (
+                lambda: ctx.step.sleep("rest", timedelta(minutes=10)),
+                lambda: ctx.step.wait_for_event(
+                    "signal", event="sdks/go", timeout=timedelta(hours=1)
+                ),
+                lambda: ctx.step.run("work", lambda: probe.ran(ctx.run_id, "work") or "worked"),
+            )
+        )
+        return [None, getattr(results[1], "name", None), results[2]]
+
+    @client.create_function(fn_id="lost", trigger=inngest.TriggerEvent(event="sdks/lost"))
+    def lost(ctx: inngest.ContextSync) -> dict[str, Any]:
+        try:
+            ctx.step.invoke_by_id("call", app_id="nowhere", function_id="missing")
+        except inngest.StepError as error:
+            return {"name": error.name, "message": error.message}
+        return {}
+
     return [
+        gather,
+        lost,
         steps,
         sleeper,
         waiter,
