@@ -14,6 +14,7 @@ from django_inngest.app_sync import request_sync
 from django_inngest.engine import worker
 from django_inngest.models import FunctionRun, RunStatus, SdkApp
 from django_inngest.sdk import signing, wire
+from tests.helpers import make_due
 from tests.sdkapp.capture import Captured, CaptureServer
 from tests.sdkserve.app import OTHER_KEY, SERVE_PATH, SIGNING_KEY, probe
 from tests.sdkserve.fixtures import Call, SdkServer
@@ -160,3 +161,19 @@ def test_an_op_this_server_does_not_run_fails_the_run_naming_it(
     run.refresh_from_db()
     assert run.error["name"] == "UnsupportedOpcodeError"
     assert "'ask' is a AIGateway op" in run.error["message"]
+
+
+def test_an_answer_that_repeats_memoized_steps_is_retried_not_looped_on(
+    capture_server: CaptureServer, sdk_allowed: None, dispatched: list[str], settings: Any
+) -> None:
+    settings.DJANGO_INNGEST_DEFAULT_RETRIES = 1
+    op = {"id": "b" * 40, "displayName": "s", "name": "s", "op": "StepRun", "data": 1}
+    run = fake_app(capture_server, sdk_answer([op], key=SIGNING_KEY, status=206))
+    assert worker.advance(run.run_id) == "paused"  # s memoized; the same answer again: a retry
+    assert len(capture_server.matching("/api/inngest")) == 2
+    run.refresh_from_db()
+    assert (run.attempt, run.wait_kind) == (1, "retry")
+    make_due(run)
+    assert worker.advance(run.run_id) == "failed"
+    run.refresh_from_db()
+    assert "only steps already memoized" in run.error["message"]

@@ -78,9 +78,11 @@ def _advance(inv: RemoteInvocation, completions: Completions) -> str:
             return _complete(inv, outcome.output, completions)
         if isinstance(outcome, responses.StepsReported) and outcome.ops:
             _reset_attempt(inv)
-            apply(inv, answer, attempt)
-            continue
-        _call_failed(inv, outcome)
+            if apply(inv, answer, attempt):
+                continue
+            # Only steps we had sent as memoized: calling again would answer the same.
+            outcome = responses.InvalidResponse(206, "it reported only steps already memoized")
+        _call_failed(inv, outcome, attempt)
 
 
 def _complete(inv: RemoteInvocation, output: Any, completions: Completions) -> str:
@@ -96,12 +98,12 @@ def _complete(inv: RemoteInvocation, output: Any, completions: Completions) -> s
     return "completed"
 
 
-def _call_failed(inv: RemoteInvocation, outcome: Outcome) -> None:
-    """An untargeted call failed: retried as Inngest retries the function's "step", or the
-    run fails (``RunFailed``)."""
+def _call_failed(inv: RemoteInvocation, outcome: Outcome, call_attempt: int) -> None:
+    """An untargeted call (made as ``call_attempt``) failed: retried as Inngest retries the
+    function's "step", or the run fails (``RunFailed``)."""
     error, retriable, retry_at = describe_failure(outcome)
     now = timezone.now()
-    attempt = inv.run.attempt + 1
+    attempt = call_attempt + 1
     delay = max(0.0, (retry_at - now).total_seconds()) if retry_at else None
     wake_at = retries.next_attempt_at(
         retries.Failure(retriable=retriable, retry_after=delay),

@@ -55,32 +55,43 @@ class RunFailed(Exception):
         self.error = error
 
 
-def apply(inv: RemoteInvocation, answer: Answer, attempt: int) -> None:
-    """Act on every op of a 206 to an untargeted call (made with ``attempt``)."""
+def apply(inv: RemoteInvocation, answer: Answer, attempt: int) -> bool:
+    """Act on every op of a 206 to an untargeted call (made with ``attempt``). False if the
+    answer held nothing new (only steps already memoized): the caller must not loop on it."""
     reported = answer.outcome
     assert isinstance(reported, responses.StepsReported)
-    planned: list[responses.StepPlanned] = []
+    planned: list[StepRun] = []
+    progressed = False
     inv.begin_gathering()
     for op in reported.ops:
-        if isinstance(op, responses.StepPlanned):
-            planned.append(op)
-        elif isinstance(op, responses.StepRun | responses.StepError | responses.StepFailed):
-            step = _row(inv, op.id, op.display_name)
-            if step.status in (StepStatus.COMPLETED, StepStatus.FAILED):
-                continue  # already memoized (an answer repeated after a lost commit)
-            failure = _record(inv, step, op, answer, attempt, no_retry=reported.no_retry)
-            inv.commit(step)  # a cancel committed meanwhile wins: the result is dropped
-            inv.progressed = True
-            if failure is not None:
-                raise RunFailed(failure)
-        else:
+        if isinstance(op, responses.Sleep | responses.WaitForEvent | responses.InvokeFunction):
             _block(inv, op)
+            progressed = True
+            continue
+        if not isinstance(op, _STEP_OPS):
+            _block(inv, op)  # an op we do not run: fails the run
+        step = _row(inv, op.id, op.display_name)
+        if step.status in (StepStatus.COMPLETED, StepStatus.FAILED):
+            continue  # already memoized (an answer repeated after a lost commit)
+        progressed = True
+        if isinstance(op, responses.StepPlanned):
+            planned.append(step)
+            continue
+        failure = _record(inv, step, op, answer, attempt, no_retry=reported.no_retry)
+        inv.commit(step)  # a cancel committed meanwhile wins: the result is dropped
+        inv.progressed = True
+        if failure is not None:
+            raise RunFailed(failure)
     if planned:
-        run_targeted(inv, [_row(inv, p.id, p.display_name) for p in planned])
+        run_targeted(inv, planned)
     for memo in inv.pending():
         if memo.status == StepStatus.RETRYING and memo.wake_at is not None:
             inv.gather_pause(memo.wake_at, WaitKind.RETRY)  # with the answer's pauses
     inv.pause_gathered()
+    return progressed
+
+
+_STEP_OPS = (responses.StepRun, responses.StepError, responses.StepFailed, responses.StepPlanned)
 
 
 def _block(inv: RemoteInvocation, op: Op) -> None:
