@@ -117,6 +117,11 @@ for _env, _setting in (
     if os.environ.get(_env):
         globals()[_setting] = float(os.environ[_env])
 
+# bench/sdk.py's SDK app is served on loopback by another process of this machine.
+DJANGO_INNGEST_SDK_ALLOWED_HOSTS = ["127.0.0.1"]
+DJANGO_INNGEST_SDK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+SILENCED_SYSTEM_CHECKS = ["django_inngest.W031"]  # served by bench/serve.py, threaded
+
 DJANGO_INNGEST_EVENT_KEYS = ["bench-event-key"]
 DJANGO_INNGEST_SIGNING_KEY = "signkey-bench-0123456789abcdef0123456789abcdef"
 

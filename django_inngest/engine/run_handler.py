@@ -10,7 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from django_inngest import database
-from django_inngest.engine import retries
+from django_inngest.engine import remote, retries
 from django_inngest.engine.completions import Completions
 from django_inngest.engine.control import WORKER_LOST, Abandon, Suspend, error_dict
 from django_inngest.engine.handler_call import Turn
@@ -18,6 +18,7 @@ from django_inngest.engine.invocation import Invocation
 from django_inngest.engine.lifecycle import finish_run
 from django_inngest.models import Claim, FunctionRun, RunStatus, StepKind, StepStatus, WaitKind
 from django_inngest.registry import registry
+from django_inngest.sdk_function import SdkFunction
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def take_turn(claimed: Claim, owner: str, completions: Completions) -> str:
             "message": f"function {run.function_id!r} is not defined in this worker",
         }
         return _fail(run.run_id, owner, missing)
+    if isinstance(function, SdkFunction):  # an SDK app runs it, over HTTP: engine/remote.py
+        return remote.take_turn(claimed, function, owner, completions)
     inv = Invocation(run, function, owner, first=first)
     if recovered and not any(m.status == StepStatus.RUNNING for m in inv.memos.values()):
         # The worker died outside any step: count it against the run so a crash loop ends.
