@@ -25,7 +25,7 @@ import asyncio
 import contextvars
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -44,10 +44,27 @@ def drive(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``main()`` to its end on a new event loop in this thread; returns its result or
     raises its exception. Tasks it left behind are cancelled, as ``asyncio.run`` does."""
     loop = asyncio.new_event_loop()
+    loop.set_default_executor(_ConnectionClosingExecutor(thread_name_prefix="inngest-async"))
     try:
         return loop.run_until_complete(main())
     finally:
         _close(loop)
+
+
+class _ConnectionClosingExecutor(ThreadPoolExecutor):
+    """The loop's default executor (``run_in_executor(None, ...)``, ``sync_to_async(...,
+    thread_sensitive=False)`` in a step body): its threads end with the loop, so each call
+    closes the database connections it opened rather than leaving them to the garbage
+    collector (an open connection per dead thread)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        def call() -> T:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                connections.close_all()
+
+        return super().submit(call)
 
 
 def _close(loop: asyncio.AbstractEventLoop) -> None:
