@@ -308,3 +308,30 @@ def test_registration_config_has_inngest_shape(inngest: Inngest) -> None:
         ],
         "steps": {"step": {"retries": {"attempts": 2}}},
     }
+
+
+@override_settings(DJANGO_INNGEST_AUTODISCOVER_MODULE="broken_functions")
+def test_a_module_failing_half_way_registers_none_of_its_functions(
+    isolated_registry: FunctionRegistry,
+) -> None:
+    sys.modules.pop("tests.testapp.broken_functions", None)
+    with pytest.raises(RuntimeError, match="a mistake further down") as failed:
+        autodiscover()
+    notes = "\n".join(getattr(failed.value, "__notes__", []))
+    assert "while importing tests.testapp.broken_functions" in notes
+    assert "none of its functions are registered" in notes
+    assert isolated_registry.get("broken-defined-first") is None  # rolled back
+    assert isolated_registry.all() == []
+    assert "tests.testapp.broken_functions" not in sys.modules
+
+
+def test_all_or_nothing_keeps_what_a_block_registered_when_it_completes(
+    isolated_registry: FunctionRegistry,
+) -> None:
+    with isolated_registry.all_or_nothing():
+        Inngest(app_id="ok").create_function(fn_id="f", trigger=TriggerEvent(event="ok/f"))(first)
+    assert isolated_registry.get("ok-f") is not None
+    with pytest.raises(ValueError), isolated_registry.all_or_nothing():
+        Inngest(app_id="ok").create_function(fn_id="g", trigger=TriggerEvent(event="ok/g"))(first)
+        raise ValueError("half-way")
+    assert isolated_registry.get("ok-g") is None and isolated_registry.get("ok-f") is not None
