@@ -207,7 +207,7 @@ def test_kill_9_of_a_worker_holding_a_batch(cluster: QCluster, markers: Path) ->
     cut_off = {
         line.split()[0]
         for line in markers.read_text().splitlines()
-        if line.split()[1:] == ["step-3", pids[0]]
+        if line.split()[1:3] == ["step-3", pids[0]]
     }
     assert cut_off
     for run in runs:

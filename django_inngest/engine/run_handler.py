@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_inngest import database
 from django_inngest.conf import settings
 from django_inngest.definitions import EventValue
-from django_inngest.engine import retries
+from django_inngest.engine import retries, unknown_functions
 from django_inngest.engine.completions import Completions
 from django_inngest.engine.context import Context, FunctionLogger
 from django_inngest.engine.control import WORKER_LOST, Abandon, Suspend, check_output, error_dict
@@ -27,16 +27,13 @@ logger = logging.getLogger(__name__)
 
 def take_turn(claimed: Claim, owner: str, completions: Completions) -> str:
     """Advance one claimed run as far as it can go now; returns the outcome, for logs and tests:
-    ``completed`` (its end is written with ``completions``), ``paused``, ``failed`` or
-    ``abandoned`` (cancelled or taken over meanwhile)."""
+    ``completed`` (its end is written with ``completions``), ``paused``, ``failed``,
+    ``awaiting function`` (unknown here) or ``abandoned`` (cancelled or taken over)."""
     run, recovered, first = claimed
     function = registry.get(run.function_id)
-    if function is None:
-        missing = {
-            "name": "FunctionNotFoundError",
-            "message": f"function {run.function_id!r} is not defined in this worker",
-        }
-        return _fail(run.run_id, owner, missing)
+    if function is None:  # a rolling deploy: a worker that has it takes it, or it fails later
+        return unknown_functions.hand_back_or_fail(run, owner)
+    unknown_functions.forget_missing(run, owner)
     inv = Invocation(run, function, owner, first=first)
     if recovered and not any(m.status == StepStatus.RUNNING for m in inv.memos.values()):
         # The worker died outside any step: count it against the run so a crash loop ends.

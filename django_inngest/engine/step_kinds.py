@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from django_inngest.conf import settings
 from django_inngest.database import atomic as database_atomic
-from django_inngest.engine import emit, retries
+from django_inngest.engine import emit, retries, wait_expressions
 from django_inngest.engine.control import (
     WORKER_LOST,
     InvokeOp,
@@ -83,7 +83,7 @@ def begin_run(inv: Invocation, op: RunOp, memo: StepRun | None) -> StepRun:
     now = timezone.now()
     if memo is not None and _worker_died_in(memo):
         # That attempt counts, so a step that always kills its worker ends Failed.
-        _settle_or_raise(inv, memo, _charge_worker_lost(memo, now), retries.WORKER_DIED)
+        _settle_lost_attempt(inv, memo, now)
     if memo is not None and _retry_not_due(memo, now):
         inv.pause(memo.wake_at, WaitKind.RETRY)
     inv.before_step()
@@ -189,6 +189,19 @@ def _settle_or_raise(
     raise StepError.from_dict(error, step.step_id)
 
 
+def _settle_lost_attempt(inv: Invocation, memo: StepRun, now: datetime) -> None:
+    """Charge the attempt a dead (or stopped) worker left, then retry in this turn: its retry is
+    due at once, and a pause would send the recovered run to the back of the broker's queue."""
+    error = _charge_worker_lost(memo, now)
+    wake_at = _settle(inv, memo, error, retries.WORKER_DIED)
+    if wake_at is None:
+        inv.commit_locked(memo)
+        raise StepError.from_dict(error, memo.step_id)
+    if wake_at > now:
+        inv.pause(wake_at, WaitKind.RETRY, step=memo)
+    inv.commit(memo)  # Retrying, due now: a crash in the next attempt is charged again
+
+
 def _worker_died_in(memo: StepRun) -> bool:
     # A step recorded as Running whose run we now hold under a new lease: the previous worker
     # died inside it (only our own keeper records a long step as Running).
@@ -262,8 +275,10 @@ def _run_planned(inv: Invocation, planned: list[Planned]) -> None:
             if memo is not None and _worker_died_in(memo):
                 error = _charge_worker_lost(memo, now)
                 wake = _settle(inv, memo, error, retries.WORKER_DIED)
+                if wake is not None and wake <= now:  # due at once: retried in this turn
+                    attempts.append((_start_attempt(memo), plan.op))
+                wakes += [wake] if wake and wake > now else []
                 memo.save()
-                wakes += [wake] if wake else []
             elif memo is not None and _retry_not_due(memo, now):
                 assert memo.wake_at is not None
                 wakes.append(memo.wake_at)
@@ -327,6 +342,7 @@ def _wait(inv: Invocation, op: WaitOp, memo: StepRun | None) -> dict[str, Any] |
     if memo is None:
         inv.end_replay()
         inv.before_step()
+        wait_expressions.check(op)  # an invalid if_exp fails the run now, naming the step
         timeout_at = now + op.timeout
         step = inv.new_step(op.uid, op.name, op.kind, StepStatus.WAITING, wake_at=timeout_at)
         expression = residual(op.if_exp, inv.trigger)

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypedDict, Unpack
 
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from django_inngest import database, sql
@@ -273,6 +274,30 @@ class FunctionRunQuerySet(models.QuerySet["FunctionRun"]):
         }
         return _complete_if_owned(done, same)
 
+    # -- a function this worker does not know (a rolling deploy) ------------------------------
+    def await_function(self, run_id: str, owner: str, *, now: datetime, retry_at: datetime) -> bool:
+        """Release ``owner``'s lease until ``retry_at``, for a worker that has the run's function
+        to take it; records since when the function has been missing (kept if already set)."""
+        return bool(
+            self.filter(pk=run_id)
+            .owned_by(owner)
+            .update(
+                ready_at=retry_at,
+                wait_kind=WaitKind.RETRY,
+                lease_owner="",
+                lease_expires_at=None,
+                function_missing_since=Coalesce(F("function_missing_since"), Value(now)),
+            )
+        )
+
+    def function_found(self, run_id: str, owner: str) -> bool:
+        """A worker that has the function holds the run: its missing-since time is forgotten."""
+        return bool(
+            self.filter(pk=run_id, function_missing_since__isnull=False)
+            .owned_by(owner)
+            .update(function_missing_since=None)
+        )
+
     def mark_cancel_signal_sent(self, run_id: str) -> bool:
         """The outbox flag of ``function_cancelled``: True for the one caller that sets it."""
         return bool(
@@ -407,6 +432,15 @@ class FunctionRun(models.Model):
     original_run_id = models.CharField(
         _("rerun of"), max_length=26, blank=True, default="", help_text=_("Set on reruns.")
     )
+    function_missing_since = models.DateTimeField(
+        _("function missing since"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A worker did not know the run's function (a rolling deploy) at this time; the run "
+            "fails if none does within DJANGO_INNGEST_FUNCTION_NOT_FOUND_GRACE_SECONDS."
+        ),
+    )
 
     objects = FunctionRunQuerySet.as_manager()
 
@@ -427,6 +461,12 @@ class FunctionRun(models.Model):
             ),
             models.Index(fields=("function", "-created_at"), name="inngest_run_fn_created"),
             models.Index(fields=("status", "-created_at"), name="inngest_run_status_created"),
+            # Runs whose worker died: leases that expired (``engine.recovery``).
+            models.Index(
+                fields=("lease_expires_at",),
+                name="inngest_run_leased",
+                condition=models.Q(status="Running") & ~models.Q(lease_owner=""),
+            ),
             # The outbox sweep for cancel signals lost to a crash.
             models.Index(
                 fields=("ended_at",),
