@@ -74,7 +74,6 @@ class QCluster:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
 
-
     def signal_leader(self, signum: int) -> None:
         """Send ``signum`` to the main process only (systemd's ``KillMode=mixed``)."""
         self.process.send_signal(signum)

@@ -86,9 +86,11 @@ def test_a_stopped_worker_hands_its_runs_to_another_at_once(
         # Both worker processes are inside a hold step (and, one run at a time on SQLite, hold
         # the other runs of their batch, claimed and waiting their turn).
         first_pids = wait_until(
-            lambda: (pids := {pid for _, step, pid, _ in marks(markers) if step == "hold"})
-            and len(pids) == 2
-            and pids,
+            lambda: (
+                (pids := {pid for _, step, pid, _ in marks(markers) if step == "hold"})
+                and len(pids) == 2
+                and pids
+            ),
             30,
             "both workers to be in a hold step",
         )

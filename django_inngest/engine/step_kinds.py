@@ -84,7 +84,7 @@ def begin_run(inv: Invocation, op: RunOp, memo: StepRun | None) -> StepRun:
     if memo is not None and _worker_died_in(memo):
         # That attempt counts, so a step that always kills its worker ends Failed.
         _settle_lost_attempt(inv, memo, now)
-    if memo is not None and _retry_not_due(memo, now):
+    if memo is not None and _retry_not_due(memo, timezone.now()):
         inv.pause(memo.wake_at, WaitKind.RETRY)
     inv.before_step()
     return _start_attempt(memo or inv.new_step(op.uid, op.name, op.kind, StepStatus.RUNNING))
@@ -197,7 +197,7 @@ def _settle_lost_attempt(inv: Invocation, memo: StepRun, now: datetime) -> None:
     if wake_at is None:
         inv.commit_locked(memo)
         raise StepError.from_dict(error, memo.step_id)
-    if wake_at > now:
+    if wake_at > timezone.now():
         inv.pause(wake_at, WaitKind.RETRY, step=memo)
     inv.commit(memo)  # Retrying, due now: a crash in the next attempt is charged again
 
@@ -275,9 +275,10 @@ def _run_planned(inv: Invocation, planned: list[Planned]) -> None:
             if memo is not None and _worker_died_in(memo):
                 error = _charge_worker_lost(memo, now)
                 wake = _settle(inv, memo, error, retries.WORKER_DIED)
-                if wake is not None and wake <= now:  # due at once: retried in this turn
+                if wake is not None and wake <= timezone.now():  # due: retried in this turn
                     attempts.append((_start_attempt(memo), plan.op))
-                wakes += [wake] if wake and wake > now else []
+                elif wake is not None:
+                    wakes.append(wake)
                 memo.save()
             elif memo is not None and _retry_not_due(memo, now):
                 assert memo.wake_at is not None
