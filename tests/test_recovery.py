@@ -17,7 +17,7 @@ import pytest
 
 from django_inngest.models import FunctionRun, RunStatus
 from tests.qcluster import QCluster, wait_until
-from tests.test_integration_qcluster import REDIS_URL, _SUFFIX, send_batch
+from tests.test_integration_qcluster import _SUFFIX, REDIS_URL, send_batch
 from tests.test_worker_stop import marks
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
