@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from django_inngest.conf import settings
@@ -33,16 +35,15 @@ def enable() -> None:
     _enabled = True
 
 
-def orphaned_runs(limit: int) -> list[str]:
-    """Runs whose lease expired, oldest expiry first: their worker died or froze."""
-    now = timezone.now()
-    return list(
+def orphaned(now: datetime) -> QuerySet[FunctionRun]:
+    """Runs whose lease expired, oldest expiry first: their worker died or froze. Served by the
+    ``inngest_run_leased`` index, however many runs are queued or paused."""
+    return (
         FunctionRun.objects.filter(
             status=RunStatus.RUNNING, lease_expires_at__lt=now, ready_at__lte=now
         )
         .exclude(lease_owner="")
         .order_by("lease_expires_at")
-        .values_list("run_id", flat=True)[:limit]
     )
 
 
@@ -55,5 +56,6 @@ def orphans_first(run_ids: list[str]) -> list[str]:
         if time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
             return run_ids
         _last_check = time.monotonic()
-    orphans = orphaned_runs(settings.DISPATCH_BATCH_SIZE)
+    limit = settings.DISPATCH_BATCH_SIZE
+    orphans = list(orphaned(timezone.now()).values_list("run_id", flat=True)[:limit])
     return list(dict.fromkeys([*orphans, *run_ids])) if orphans else run_ids
