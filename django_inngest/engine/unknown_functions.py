@@ -65,8 +65,9 @@ def _fail(run: FunctionRun, owner: str, missing_for: timedelta) -> str:
     error = {
         "name": "FunctionNotFoundError",
         "message": f"function {run.function_id!r} is not defined in any worker that took the "
-        f"run for {missing_for.total_seconds():.0f} s (DJANGO_INNGEST_FUNCTION_NOT_FOUND_"
-        f"GRACE_SECONDS is {settings.FUNCTION_NOT_FOUND_GRACE_SECONDS:g})",
+        f"run within DJANGO_INNGEST_FUNCTION_NOT_FOUND_GRACE_SECONDS "
+        f"({settings.FUNCTION_NOT_FOUND_GRACE_SECONDS:g} s; missing for "
+        f"{missing_for.total_seconds():.0f} s)",
     }
     with database.atomic():
         locked = FunctionRun.objects.locked(run.run_id)

@@ -135,3 +135,14 @@ def busy(ctx: Context) -> int:
     for i in range(int(ctx.event.data.get("steps", 2))):
         ctx.step.run(f"work-{i}", time.sleep, seconds)
     return "done"
+
+
+if not os.environ.get("INNGEST_TEST_OLD_CODE"):
+    # Deployed only with the new code: workers started with INNGEST_TEST_OLD_CODE (a rolling
+    # deploy's old workers) do not know it.
+
+    @inngest_client.create_function(
+        fn_id="new-in-this-deploy", trigger=TriggerEvent(event="testapp/new-feature")
+    )
+    def new_in_this_deploy(ctx: Context) -> str:
+        return ctx.step.run("greet", lambda: f"new code, pid {os.getpid()}")  # type: ignore[no-any-return]
