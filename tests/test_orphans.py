@@ -111,3 +111,50 @@ def test_the_orphan_query_uses_the_lease_index(runs: list[FunctionRun]) -> None:
         finally:
             cursor.execute("RESET enable_seqscan")
     assert "inngest_run_leased" in plan, plan
+
+
+def died_inside(run: FunctionRun, step_id: str) -> None:
+    """Rewind to "a worker died inside ``step_id``": recorded Running, the lease stale."""
+    from django_inngest.models import StepRun, StepStatus
+
+    StepRun.objects.filter(run=run, step_id=step_id).update(
+        status=StepStatus.RUNNING,
+        output=None,
+        ended_at=None,
+        attempt_log=[{"attempt": 1, "started_at": timezone.now().isoformat()}],
+    )
+    FunctionRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING,
+        output=None,
+        ended_at=None,
+        lease_owner="dead-worker",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+        ready_at=timezone.now(),
+    )
+
+
+def test_a_parallel_branch_cut_off_by_a_crash_is_retried_in_the_same_turn(
+    inngest: Inngest,
+) -> None:
+    """Its retry is due at once: pausing would send the run behind the broker's backlog."""
+    calls: list[str] = []
+
+    @inngest.create_function(fn_id="fan", trigger=TriggerEvent(event="t/fan"), retries=2)
+    def fn(ctx: Context) -> tuple[str, ...]:
+        return ctx.group.parallel(
+            (
+                lambda: ctx.step.run("left", lambda: calls.append("left") or "L"),
+                lambda: ctx.step.run("right", lambda: calls.append("right") or "R"),
+            )
+        )
+
+    inngest.send_sync(Event(name="t/fan"))
+    run = FunctionRun.objects.get(function__function_id="test-app-fan")
+    died_inside(run, "right")
+    calls.clear()
+    assert worker.advance(run.run_id) == "completed"
+    run.refresh_from_db()
+    assert run.output == ["L", "R"] and calls == ["right"]
+    right = run.steps.get(step_id="right")
+    assert right.attempts == 2
+    assert right.attempt_log[0]["error"]["name"] == "WorkerLostError"
