@@ -1,6 +1,6 @@
-"""``manage.py run_demo``: the seed scenario against a real ``qcluster`` worker.
+"""``manage.py run_demo``: the seed scenario against a real worker (``inngest_worker``).
 
-1. Start ``manage.py qcluster`` as a subprocess and echo its console.
+1. Start ``manage.py inngest_worker`` as a subprocess and echo its console.
 2. Request two imports: one over Inngest's HTTP event API, one with ``send_sync``.
 3. Cancel the first with ``contacts/import.cancelled`` and the same ``importId``.
 4. Show: the first run Cancelled, the second still running to completion, the
@@ -37,13 +37,14 @@ CLEANUP_FN = "newsletter-app-cleanup-cancelled-import"
 
 
 class Worker:
-    """A real ``qcluster`` process whose output we echo and search."""
+    """A real ``inngest_worker`` cluster whose output we echo and search; stopped as systemd
+    stops a service (SIGTERM to every process), which ``qcluster`` does not survive cleanly."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         manage = Path(sys.argv[0]).resolve()
         self.process = subprocess.Popen(
-            [sys.executable, str(manage), "qcluster"],
+            [sys.executable, str(manage), "inngest_worker"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -82,7 +83,7 @@ def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> 
 
 
 class Command(BaseCommand):
-    help = "Run the cleanup-after-cancellation seed scenario against a real qcluster worker."
+    help = "Run the cleanup-after-cancellation seed scenario against a real worker cluster."
 
     def handle(self, *args: Any, **options: Any) -> None:
         worker = Worker()
