@@ -11,7 +11,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy
 
 from django_inngest.admin.base import EMPTY, ReadOnlyAdmin, moment, pretty_json, status_badge
-from django_inngest.models import Event, FunctionRun, Listener
+from django_inngest.models import Event, FunctionRun, Listener, SkippedRun
 from django_inngest.payload_search import (
     PayloadSearchError,
     looks_like_payload_search,
@@ -57,9 +57,19 @@ class EventAdmin(ReadOnlyAdmin):
             },
         ),
         (gettext_lazy("Payload"), {"fields": ("data_display", "user_display")}),
-        (gettext_lazy("Runs started by this event"), {"fields": ("runs_display",)}),
+        (
+            gettext_lazy("Runs started by this event"),
+            {"fields": ("runs_display", "skipped_display")},
+        ),
     )
-    readonly_fields = ("internal_id", "received", "data_display", "user_display", "runs_display")
+    readonly_fields = (
+        "internal_id",
+        "received",
+        "data_display",
+        "user_display",
+        "runs_display",
+        "skipped_display",
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
         # A correlated count per listed row (the FK index answers it), not a GROUP BY over the
@@ -71,7 +81,18 @@ class EventAdmin(ReadOnlyAdmin):
             .annotate(n=Count("pk"))
             .values("n")
         )
-        return super().get_queryset(request).annotate(run_count=Subquery(started))
+        skipped = (
+            SkippedRun.objects.filter(event=OuterRef("pk"))
+            .order_by()
+            .values("event")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(run_count=Subquery(started), skip_count=Subquery(skipped))
+        )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
@@ -91,12 +112,29 @@ class EventAdmin(ReadOnlyAdmin):
         return moment(event.received_at)
 
     @admin.display(description=gettext_lazy("runs started"))
-    def runs_started(self, event: Event) -> SafeString | int:
+    def runs_started(self, event: Event) -> SafeString | int | str:
         count = getattr(event, "run_count", None) or 0
         if not count:
-            return 0
+            skipped = getattr(event, "skip_count", None) or 0
+            return gettext_lazy("0, %(n)s skipped") % {"n": skipped} if skipped else 0
         changelist = reverse("admin:django_inngest_functionrun_changelist")
         return format_html('<a href="{}?q={}">{}</a>', changelist, event.internal_id, count)
+
+    @admin.display(description=gettext_lazy("skipped"))
+    def skipped_display(self, event: Event) -> SafeString | str:
+        """Functions this event triggered that started no run: rate limit, idempotency,
+        singleton."""
+        skips = list(event.skipped_runs.order_by("created_at"))
+        if not skips:
+            return EMPTY
+        return format_html(
+            '<ul class="inngest-list">{}</ul>',
+            format_html_join(
+                "",
+                "<li><code>{}</code>: {}</li>",
+                ((skip.function_id, skip.get_reason_display()) for skip in skips),
+            ),
+        )
 
     @admin.display(description=gettext_lazy("data"))
     def data_display(self, event: Event) -> SafeString | str:

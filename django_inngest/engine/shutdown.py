@@ -27,8 +27,9 @@ from types import FrameType
 from django.db import connections
 from django.utils import timezone
 
-from django_inngest import executor
+from django_inngest import database, executor
 from django_inngest.conf import settings
+from django_inngest.engine import gates
 from django_inngest.engine.leases import lease_keeper
 from django_inngest.models import FunctionRun, WaitKind
 
@@ -76,6 +77,8 @@ def hand_back(held: list[tuple[str, str]]) -> list[str]:
     ]
     if released:
         executor.dispatch(released)
+        with database.atomic():  # their concurrency slots are free: wake who waits for them
+            gates.release(list(FunctionRun.objects.filter(pk__in=released, gated=True)))
     return released
 
 

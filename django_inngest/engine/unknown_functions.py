@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from django_inngest import database
 from django_inngest.conf import settings
+from django_inngest.engine import gates
 from django_inngest.engine.lifecycle import finish_run
 from django_inngest.models import FunctionRun, RunStatus
 
@@ -41,8 +42,11 @@ def hand_back_or_fail(run: FunctionRun, owner: str) -> str:
         (grace - missing_for).total_seconds(),
     )
     retry_at = now + timedelta(seconds=delay)
-    if not FunctionRun.objects.await_function(run.run_id, owner, now=now, retry_at=retry_at):
-        return "abandoned"
+    with database.atomic():
+        if not FunctionRun.objects.await_function(run.run_id, owner, now=now, retry_at=retry_at):
+            return "abandoned"
+        if run.gated:
+            gates.release([run])  # a run handed back holds no concurrency slot
     logger.warning(
         "Function %s is not defined in this worker (a deploy in progress?): run_id=%s handed "
         "back, retried in %.0f s; it fails if no worker knows the function by %s",

@@ -44,7 +44,7 @@ class Cancellation(models.Model):
     started_before = models.DateTimeField(_("started before"))
     if_exp = models.TextField(_("if"), blank=True, default="")
     source = models.CharField(
-        _("created by"), max_length=8, choices=CancelSource.choices, default=CancelSource.API
+        _("created by"), max_length=16, choices=CancelSource.choices, default=CancelSource.API
     )
     created_at = models.DateTimeField(_("created at"))
 

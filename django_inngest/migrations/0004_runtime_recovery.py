@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_inngest', '0002_console_search_and_dashboard_indexes'),
+        ('django_inngest', '0003_flow_control'),
     ]
 
     operations = [
