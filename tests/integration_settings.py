@@ -5,12 +5,17 @@ They point at the test database pytest-django created, and turn django-q2's sync
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 
 from tests.settings import *  # noqa: F403
 from tests.settings import DATABASES
 
 DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+
+# A test that finds a cluster stuck sends SIGUSR1 to its processes: each prints its threads' stacks.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 Q_CLUSTER = {
     # The suffix keeps concurrent test runs' queues apart on a shared Redis.

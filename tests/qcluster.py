@@ -95,6 +95,24 @@ class QCluster:
             self.process.wait(timeout=seconds)
         return self.process.poll() is not None
 
+    def processes(self) -> str:
+        """``ps`` of the cluster's process group (for a failure message)."""
+        listing = subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,wchan:20,etime,args", "--sid", str(self.process.pid)],
+            capture_output=True,
+            text=True,
+        )
+        return listing.stdout
+
+    def stacks(self) -> str:
+        """Every process's threads, as faulthandler prints them on SIGUSR1 (a failure message
+        for a cluster that does not stop; ``tests/integration_settings.py`` registers it)."""
+        before = len(self.lines)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGUSR1)
+        time.sleep(1)
+        return "\n".join(self.lines[before:])
+
     def group_alive(self) -> bool:
         """Whether any process of the cluster's group is left (workers included)."""
         try:

@@ -98,7 +98,12 @@ def test_a_stopped_worker_hands_its_runs_to_another_at_once(
         with worker(markers, release, workers=4) as second:
             stopped_at = time.time()
             SIGNALS[how](first)
-            assert first.exited_within(20), f"the cluster did not exit:\n{first.output()}"
+            if not first.exited_within(20):
+                pytest.fail(
+                    f"the cluster did not exit:\n{first.processes()}\n"
+                    + "\n".join(first.lines)
+                    + f"\n-- stacks --\n{first.stacks()}"
+                )
             assert not first.group_alive(), "a process of the stopped cluster is left"
             assert first.process.returncode == 0, first.output()
 
