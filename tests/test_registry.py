@@ -13,6 +13,7 @@ import pytest
 from django.core.management.sql import emit_post_migrate_signal
 from django.test import override_settings
 
+import tests.portapp
 import tests.testapp
 from django_inngest import Context, Event, Inngest, TriggerEvent
 from django_inngest.definitions import Cancel
@@ -148,9 +149,10 @@ def test_autodiscovery_found_the_test_app_module() -> None:
 
 @pytest.fixture
 def fresh_testapp_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Let autodiscovery import ``tests.testapp.inngest_functions`` again; restore it after."""
-    monkeypatch.delitem(sys.modules, "tests.testapp.inngest_functions")
-    monkeypatch.setattr(tests.testapp, "inngest_functions", tests.testapp.inngest_functions)
+    """Let autodiscovery import the test apps' ``inngest_functions`` again; restore them after."""
+    for package in (tests.testapp, tests.portapp):
+        monkeypatch.delitem(sys.modules, f"{package.__name__}.inngest_functions")
+        monkeypatch.setattr(package, "inngest_functions", package.inngest_functions)
     yield
 
 

@@ -59,11 +59,6 @@ def _request_stop(signum: int, frame: FrameType | None) -> None:
     _stop_requested.set()
 
 
-def request_stop() -> None:
-    """Begin this process's stop as SIGTERM would (tests; embedding)."""
-    _stop_requested.set()
-
-
 def hand_back(held: list[tuple[str, str]]) -> list[str]:
     """Release the leases ``held`` (run ID, owner) that are still ours, make their runs ready
     now and dispatch them; returns the runs handed back."""

@@ -1,4 +1,4 @@
-"""A ``wait_for_event`` expression is checked when the handler first reaches the step, once per
+"""A ``wait_for_event`` expression is checked when the handler calls the step, once per
 distinct expression in a process: a mistake fails the run at once, naming the step, instead of
 surfacing as a retried error from deep inside the listener index."""
 
