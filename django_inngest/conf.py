@@ -78,14 +78,15 @@ SETTINGS: dict[str, Setting] = {
         maximum=20,  # Inngest's maximum, as for `retries`
     ),
     "LEASE_SECONDS": Setting(
-        30.0,
+        10.0,
         (int, float),
-        "How long a worker's claim on a run lasts without a heartbeat.",
+        "How long a worker's claim on a run lasts without a heartbeat (the worker renews it "
+        "every third of this while it holds the run): a dead worker's runs resume after it.",
         minimum=0,
         above=True,
     ),
     "REDISPATCH_AFTER_SECONDS": Setting(
-        30.0,
+        10.0,
         (int, float),
         "A ready run not claimed this long after dispatch is dispatched again.",
         minimum=0,
@@ -127,6 +128,22 @@ SETTINGS: dict[str, Setting] = {
         (int,),
         "A repeated sender event id within this window starts no function.",
         minimum=0,
+    ),
+    "STOP_GRACE_SECONDS": Setting(
+        1.0,
+        (int, float),
+        "How long a stopping worker lets its steps in flight finish before it hands their runs "
+        "back to other workers (the steps then run again there).",
+        minimum=0,
+        maximum=3600,
+    ),
+    "FUNCTION_NOT_FOUND_GRACE_SECONDS": Setting(
+        600.0,
+        (int, float),
+        "How long a run whose function a worker does not know (a rolling deploy) is handed "
+        "back for a worker that has it, before it fails with FunctionNotFoundError.",
+        minimum=0,
+        maximum=7 * 24 * 3600,
     ),
     "Q_CLUSTER_NAME": Setting(
         None,
@@ -205,6 +222,8 @@ class InngestSettings:
     RETRY_BACKOFF_SECONDS: float
     RETRY_BACKOFF_MAX_SECONDS: float
     DEDUPE_WINDOW_SECONDS: int
+    STOP_GRACE_SECONDS: float
+    FUNCTION_NOT_FOUND_GRACE_SECONDS: float
     Q_CLUSTER_NAME: str | None
     SDK_MODE: str
     SDK_SIGNING_KEY_FALLBACK: str

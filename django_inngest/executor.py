@@ -7,12 +7,19 @@ re-dispatched by the poller once ``REDISPATCH_AFTER_SECONDS`` pass; a duplicate 
 outlived ``retry``) finds the lease held and returns.
 
 This is the bottom layer: it knows no engine. The engine installs what a task runs
-(``install_worker_entry``) and what starts in each worker (``on_worker_start``).
+(``install_worker_entry``) and what starts in each worker (``on_worker_start``). ``run_cluster``
+is ``manage.py inngest_worker``: django-q2's cluster, stopped gracefully whichever of its
+processes the stop signal reaches.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import multiprocessing
+import os
+import signal
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -144,3 +151,85 @@ def _worker_started(**_: Any) -> None:
 
 def connect_worker_signals() -> None:
     post_spawn.connect(_worker_started, dispatch_uid="django_inngest.worker_started")
+
+
+# -- the cluster of ``manage.py inngest_worker`` ---------------------------------------------------
+#: Set, in memory every process of the cluster shares, once a stop of ``run_cluster``'s cluster
+#: has begun (None in processes that ``run_cluster`` did not start, e.g. ``manage.py qcluster``).
+_stop_begun: Any = None
+
+
+def cluster_is_stopping() -> bool:
+    """Whether this process belongs to a cluster that ``run_cluster`` is stopping: its workers
+    then wait for django-q2's end-of-work message instead of exiting on their own."""
+    return _stop_begun is not None and bool(_stop_begun.value)
+
+
+def _begin_stop() -> None:
+    if _stop_begun is not None:
+        _stop_begun.value = True
+
+
+def _graceful_cluster() -> Any:
+    """django-q2's ``Cluster``, starting a sentinel that stops gracefully. Built on first use:
+    importing ``django_q.cluster`` sets Django up if it is not yet, so no module may do it at
+    import time."""
+    import django_q.cluster
+    from django_q.cluster import Cluster, Sentinel
+
+    class _GracefulSentinel(Sentinel):
+        """django-q2's sentinel (which forks and guards the workers, the pusher and the monitor),
+        except for how it takes SIGTERM.
+
+        django-q2 leaves SIGTERM at its default in the sentinel and its children. A SIGTERM sent to
+        every process of the cluster at once (systemd's ``KillMode=control-group``, ``kill -TERM
+        -<pgid>``) then kills the sentinel while the main process is telling it to stop; the main
+        process waits forever for it to acknowledge. Here the sentinel and the pusher and monitor
+        ignore SIGTERM and stop only when the main process says so; workers take SIGTERM as "hand
+        your runs back now" (the engine's handler, installed when each worker starts); and the
+        sentinel's stop sends that SIGTERM to every worker itself, so that a signal to the main
+        process alone stops the workers just as fast.
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "start": False})
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited by the processes it forks
+            self.start()
+
+        def stop(self) -> None:
+            _begin_stop()
+            for process in list(self.pool):
+                with contextlib.suppress(ProcessLookupError, TypeError):
+                    os.kill(process.pid, signal.SIGTERM)
+            super().stop()
+
+    class _GracefulCluster(Cluster):
+        """django-q2's main process, starting a ``_GracefulSentinel``."""
+
+        def start(self) -> int:
+            # Cluster.start forks ``django_q.cluster.Sentinel``; the forked process has already
+            # taken our class when the name is put back.
+            original, django_q.cluster.Sentinel = django_q.cluster.Sentinel, _GracefulSentinel
+            try:
+                pid: int = super().start()
+            finally:
+                django_q.cluster.Sentinel = original
+            return pid
+
+        def sig_handler(self, signum: int, frame: Any) -> None:
+            _begin_stop()  # before the workers can see their own SIGTERM, if the whole group got one
+            super().sig_handler(signum, frame)
+
+    return _GracefulCluster()
+
+
+def run_cluster() -> int:
+    """Run a django-q2 cluster in this process until SIGTERM or SIGINT has stopped it; returns
+    the sentinel's exit code (0 after a stop)."""
+    global _stop_begun
+    _stop_begun = multiprocessing.RawValue(ctypes.c_bool, False)
+    cluster = _graceful_cluster()
+    cluster.start()
+    while cluster.sentinel is not None and cluster.sentinel.is_alive():
+        cluster.sentinel.join()
+    return int(cluster.sentinel.exitcode or 0) if cluster.sentinel is not None else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_inngest import executor, poller
-from django_inngest.engine import worker
+from django_inngest.engine import recovery, shutdown, worker
 from django_inngest.engine.lifecycle import emit_cancelled_event
 from django_inngest.models import FunctionRun
 from django_inngest.registrations import sync_registrations
@@ -27,4 +27,6 @@ def connect() -> None:
     )
     executor.install_worker_entry(worker.execute_runs)
     executor.on_worker_start(poller.start_poller)
+    executor.on_worker_start(shutdown.install)
+    executor.on_worker_start(recovery.enable)
     executor.connect_worker_signals()

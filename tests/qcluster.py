@@ -17,12 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class QCluster:
-    """A ``qcluster`` in its own process group, so that ``kill -9`` can take all of it."""
+    """A ``qcluster`` (or ``inngest_worker``, its graceful stop) in its own process group, so
+    that ``kill -9`` can take all of it."""
 
-    def __init__(self, settings_module: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, settings_module: str, env: dict[str, str] | None = None, command: str = "qcluster"
+    ) -> None:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "django", "qcluster"],
+            [sys.executable, "-m", "django", command],
             cwd=ROOT,
             env={
                 **os.environ,
@@ -77,6 +80,46 @@ class QCluster:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self._reap()
+
+    def signal_leader(self, signum: int) -> None:
+        """Send ``signum`` to the main process only (systemd's ``KillMode=mixed``)."""
+        self.process.send_signal(signum)
+
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to every process of the cluster at once (systemd's default
+        ``KillMode=control-group``; Ctrl-C in a terminal sends SIGINT so)."""
+        os.killpg(self.process.pid, signum)
+
+    def exited_within(self, seconds: float) -> bool:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=seconds)
+        return self.process.poll() is not None
+
+    def processes(self) -> str:
+        """``ps`` of the cluster's process group (for a failure message)."""
+        listing = subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,wchan:20,etime,args", "--sid", str(self.process.pid)],
+            capture_output=True,
+            text=True,
+        )
+        return listing.stdout
+
+    def stacks(self) -> str:
+        """Every process's threads, as faulthandler prints them on SIGUSR1 (a failure message
+        for a cluster that does not stop; ``tests/integration_settings.py`` registers it)."""
+        before = len(self.lines)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGUSR1)
+        time.sleep(1)
+        return "\n".join(self.lines[before:])
+
+    def group_alive(self) -> bool:
+        """Whether any process of the cluster's group is left (workers included)."""
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:

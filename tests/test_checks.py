@@ -72,6 +72,8 @@ def test_e001_wrong_type_setting(settings: Any) -> None:
         ("AUTODISCOVER_MODULE", 1),
         ("EVENT_KEYS", "test-event-key"),  # a bare string, not a list
         ("SIGNING_KEY", None),
+        ("STOP_GRACE_SECONDS", "1"),
+        ("FUNCTION_NOT_FOUND_GRACE_SECONDS", None),
     ],
 )
 def test_e001_each_setting_is_type_checked(settings: Any, name: str, value: Any) -> None:
@@ -113,6 +115,10 @@ def test_e002_event_keys_must_be_strings(settings: Any, keys: list[Any]) -> None
         ("TIMER_POLL_SECONDS", -0.5, "must be greater than 0"),
         ("DEFAULT_RETRIES", 21, "must be at most 20"),
         ("MAX_EVENT_BYTES", 0, "must be at least 1"),
+        ("STOP_GRACE_SECONDS", -1, "must be at least 0"),
+        ("STOP_GRACE_SECONDS", 3601, "must be at most 3600"),
+        ("FUNCTION_NOT_FOUND_GRACE_SECONDS", -0.5, "must be at least 0"),
+        ("FUNCTION_NOT_FOUND_GRACE_SECONDS", 604801, "must be at most 604800"),
     ],
 )
 def test_e003_numeric_setting_out_of_range(
@@ -132,6 +138,10 @@ def test_e003_numeric_setting_out_of_range(
         ("DEFAULT_RETRIES", 0),
         ("DEFAULT_RETRIES", 20),
         ("LEASE_SECONDS", 0.5),
+        ("STOP_GRACE_SECONDS", 0),
+        ("STOP_GRACE_SECONDS", 3600),
+        ("FUNCTION_NOT_FOUND_GRACE_SECONDS", 0),
+        ("FUNCTION_NOT_FOUND_GRACE_SECONDS", 7 * 24 * 3600),
     ],
 )
 def test_e003_accepts_the_bounds(settings: Any, name: str, value: Any) -> None:

@@ -15,6 +15,11 @@ def test_defaults_when_unset() -> None:
     assert settings.DEDUPE_WINDOW_SECONDS == 24 * 3600
     assert settings.AUTODISCOVER_MODULE == "inngest_functions"
     assert settings.Q_CLUSTER_NAME is None
+    # Crash recovery's bounds (README "Guarantees") follow from these.
+    assert settings.LEASE_SECONDS == 10.0
+    assert settings.REDISPATCH_AFTER_SECONDS == 10.0
+    assert settings.STOP_GRACE_SECONDS == 1.0
+    assert settings.FUNCTION_NOT_FOUND_GRACE_SECONDS == 600.0
 
 
 def test_project_settings_are_read() -> None:

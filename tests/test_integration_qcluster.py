@@ -207,7 +207,7 @@ def test_kill_9_of_a_worker_holding_a_batch(cluster: QCluster, markers: Path) ->
     cut_off = {
         line.split()[0]
         for line in markers.read_text().splitlines()
-        if line.split()[1:] == ["step-3", pids[0]]
+        if line.split()[1:3] == ["step-3", pids[0]]
     }
     assert cut_off
     for run in runs:
@@ -314,6 +314,10 @@ def test_non_retriable_error_and_on_failure_payload(cluster: QCluster, markers: 
     assert failed_event.external_id == run.run_id
     assert failed_event.data["function_id"] == "testapp-doomed"
     assert failed_event.data["event"]["name"] == "testapp/doomed"
+    # The worker logged its end once, on one line, and no traceback.
+    output = "\n".join(cluster.lines)
+    assert output.count(f"Run failed run_id={run.run_id} function=testapp-doomed") == 1, output
+    assert "Traceback" not in output
 
 
 def test_cancel_racing_completion_ends_each_run_exactly_once(cluster: QCluster) -> None:

@@ -75,6 +75,15 @@ def test_wait_for_event_resumes_with_the_matching_event(sdk_server: SdkServer) -
     assert not Listener.objects.filter(run=run).exists()
 
 
+def test_an_invalid_wait_expression_fails_the_run_naming_the_step(sdk_server: SdkServer) -> None:
+    run = sdk_server.run("sdks/wait", id="x", **{"if": "async.data.id == == 1"})
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error["name"] == "ExpressionError"
+    assert "wait_for_event step 'approval'" in run.error["message"]
+    assert not Listener.objects.filter(run=run).exists()
+
+
 def test_wait_for_event_times_out_to_none(sdk_server: SdkServer) -> None:
     run = sdk_server.run("sdks/wait", id="x", timeout=60)
     make_due(run)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from django_inngest import database, executor
 from django_inngest.conf import settings
-from django_inngest.engine import cancellation, gates
+from django_inngest.engine import cancellation, gates, shutdown
 from django_inngest.engine.control import Abandon, Planned, StepOp, Suspend
 from django_inngest.exceptions import StepError
 from django_inngest.function import Function
@@ -201,6 +201,7 @@ class Invocation:
                 cancellation=bulk,
             )
             raise Abandon()
-        # Yield once over budget, but only after progress, so a run always advances.
-        if self.progressed and time.monotonic() > self.deadline:
+        # Yield once over budget, but only after progress, so a run always advances; a
+        # stopping worker yields at once, so that another one takes the run now.
+        if (self.progressed and time.monotonic() > self.deadline) or shutdown.stopping():
             self.pause(timezone.now(), WaitKind.NONE, dispatch=True)

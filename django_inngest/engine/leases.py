@@ -1,8 +1,10 @@
-"""Keeping a run's lease while one of its steps runs long.
+"""Keeping a run's lease while this worker holds it.
 
 At most one worker advances a run: it holds the run's lease (``FunctionRun.objects.claim_new``
-and ``claim_again``). A step that runs longer than the lease would let another worker presume
-this one dead, so one keeper thread per process extends the leases of long steps.
+and ``claim_again``). A turn or a step that ran longer than the lease would let another worker
+presume this one dead, so one keeper thread per process extends the leases of the runs it holds
+(each turn is watched, and each step within it). The lease can therefore be short: only a
+worker that died (or froze) stops renewing, and its runs are recovered a lease later.
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ class LeaseKeeper:
                 entry.closed = True
             with self._guard:
                 self._watches.discard(entry)
+
+    def held(self) -> list[tuple[str, str]]:
+        """The leases (run ID, owner) this process holds now: what a stopping worker hands back."""
+        with self._guard:
+            return sorted({(w.run_id, w.owner) for w in self._watches if not w.closed})
 
     def _loop(self) -> None:
         connected = False

@@ -26,12 +26,14 @@ def finish_run(
     after_runs_ended([run], with_listeners=[run.run_id])
     if status == RunStatus.FAILED:
         error = run.error or {}
+        # One line: the rest of a long message (an expression's caret, say) is in run.error.
+        message = str(error.get("message") or "").strip().split("\n", 1)[0]
         logger.error(
             "Run failed run_id=%s function=%s error=%s: %s",
             run.run_id,
             run.function_id,
             error.get("name"),
-            error.get("message"),
+            message,
         )
 
 

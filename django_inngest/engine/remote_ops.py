@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from django_inngest import database
 from django_inngest.conf import settings
-from django_inngest.engine import retries
+from django_inngest.engine import retries, wait_expressions
 from django_inngest.engine.control import InvokeOp, SleepOp, WaitOp, check_output
 from django_inngest.engine.leases import lease_keeper
 from django_inngest.engine.parallel import steps_at_once
@@ -39,7 +39,12 @@ from django_inngest.engine.remote_calls import (
     send,
 )
 from django_inngest.engine.remote_state import RemoteInvocation, perform_gathered
-from django_inngest.exceptions import ConfigurationError, StepError, StepOutputError
+from django_inngest.exceptions import (
+    ConfigurationError,
+    ExpressionError,
+    StepError,
+    StepOutputError,
+)
 from django_inngest.models import StepKind, StepRun, StepStatus, WaitKind
 from django_inngest.sdk import responses
 from django_inngest.sdk.responses import Op
@@ -102,6 +107,7 @@ def _block(inv: RemoteInvocation, op: Op) -> None:
             perform_gathered(inv, SleepOp(op.id, op.display_name, op.until))
         elif isinstance(op, responses.WaitForEvent):
             op_wait = WaitOp(op.id, op.display_name, op.event, op.if_exp, op.timeout)
+            wait_expressions.check(op_wait)  # an invalid `if` fails the run, naming the step
             perform_gathered(inv, op_wait)
         elif isinstance(op, responses.InvokeFunction):
             _invoke(inv, op)
@@ -115,6 +121,8 @@ def _block(inv: RemoteInvocation, op: Op) -> None:
             )
     except StepError as error:  # the same step ID was another kind of step before
         raise RunFailed(named(error.name, error.message)) from error
+    except ExpressionError as error:
+        raise RunFailed(named("ExpressionError", error.message)) from error
 
 
 def _invoke(inv: RemoteInvocation, op: responses.InvokeFunction) -> None:

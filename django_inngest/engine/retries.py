@@ -2,7 +2,8 @@
 
 Inngest retries a failed step, and a handler error raised outside any step (its final "step"),
 up to the function's ``retries`` with backoff. ``NonRetriableError`` and a ``StepError`` the
-handler let through fail at once; ``RetryAfterError`` sets the next attempt's time.
+handler let through fail at once, as does an ``ExpressionError`` (an invalid expression stays
+invalid); ``RetryAfterError`` sets the next attempt's time.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django_inngest.conf import settings
-from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
+from django_inngest.exceptions import (
+    ExpressionError,
+    NonRetriableError,
+    RetryAfterError,
+    StepError,
+)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -33,7 +39,7 @@ class Failure:
 
     @classmethod
     def of(cls, exc: BaseException, now: datetime) -> Failure:
-        if isinstance(exc, NonRetriableError | StepError):
+        if isinstance(exc, NonRetriableError | StepError | ExpressionError):
             return cls(retriable=False)
         if isinstance(exc, RetryAfterError):
             return cls(retriable=True, retry_after=exc.delay_seconds(now))

@@ -10,7 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from django_inngest import database
-from django_inngest.engine import remote, retries
+from django_inngest.engine import remote, retries, unknown_functions
 from django_inngest.engine.completions import Completions
 from django_inngest.engine.control import WORKER_LOST, Abandon, Suspend, error_dict
 from django_inngest.engine.handler_call import Turn
@@ -25,16 +25,13 @@ logger = logging.getLogger(__name__)
 
 def take_turn(claimed: Claim, owner: str, completions: Completions) -> str:
     """Advance one claimed run as far as it can go now; returns the outcome, for logs and tests:
-    ``completed`` (its end is written with ``completions``), ``paused``, ``failed`` or
-    ``abandoned`` (cancelled or taken over meanwhile)."""
+    ``completed`` (its end is written with ``completions``), ``paused``, ``failed``,
+    ``awaiting function`` (unknown here) or ``abandoned`` (cancelled or taken over)."""
     run, recovered, first = claimed
     function = registry.get(run.function_id)
-    if function is None:
-        missing = {
-            "name": "FunctionNotFoundError",
-            "message": f"function {run.function_id!r} is not defined in this worker",
-        }
-        return _fail(run.run_id, owner, missing)
+    if function is None:  # a rolling deploy: a worker that has it takes it, or it fails later
+        return unknown_functions.hand_back_or_fail(run, owner)
+    unknown_functions.forget_missing(run, owner)
     if isinstance(function, SdkFunction):  # an SDK app runs it, over HTTP: engine/remote.py
         return remote.take_turn(claimed, function, owner, completions)
     inv = Invocation(run, function, owner, first=first)

@@ -97,10 +97,12 @@ def begin_run(inv: Invocation, op: RunOp, memo: StepRun | None) -> StepRun:
     retry's time, stop if cancelled or over budget, and start the attempt."""
     inv.end_replay()
     now = timezone.now()
-    if memo is not None and _worker_died_in(memo):
-        # That attempt counts, so a step that always kills its worker ends Failed.
-        _settle_or_raise(inv, memo, _charge_worker_lost(memo, now), retries.WORKER_DIED)
-    if memo is not None and _retry_not_due(memo, now):
+    if memo is not None and _worker_died_in(memo):  # it counts: a crash loop ends Failed
+        if _settle(inv, memo, _charge_worker_lost(memo, now), retries.WORKER_DIED) is None:
+            inv.commit_locked(memo)
+            raise StepError.from_dict(memo.error or {}, memo.step_id)
+        inv.commit(memo)  # Retrying, due now: retried in this turn, not behind a backlog
+    if memo is not None and _retry_not_due(memo, timezone.now()):
         inv.pause(memo.wake_at, WaitKind.RETRY)
     inv.before_step()
     return _start_attempt(memo or inv.new_step(op.uid, op.name, op.kind, StepStatus.RUNNING))
@@ -265,6 +267,9 @@ def start_planned(
             if memo is not None and _worker_died_in(memo):
                 error = _charge_worker_lost(memo, now)
                 wake = _settle(inv, memo, error, retries.WORKER_DIED)
+                if wake is not None and wake <= timezone.now():  # due: retried in this turn
+                    attempts_now.append((_start_attempt(memo), plan.op))
+                    wake = None
                 memo.save()
                 wakes.update({memo.step_id: wake} if wake else {})
             elif memo is not None and _retry_not_due(memo, now):

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from django.utils import timezone
 
 from django_inngest.definitions import EventValue, duration_from, match_expression
-from django_inngest.engine import parallel, step_kinds
+from django_inngest.engine import parallel, step_kinds, wait_expressions
 from django_inngest.engine.attempts import refuse_nested
 from django_inngest.engine.control import (
     InvokeOp,
@@ -98,7 +98,9 @@ def wait_op(
     delta = duration_from(timeout, "wait_for_event timeout")
     if delta > MAX_WAIT:
         raise ConfigurationError("wait_for_event timeout must be at most 366 days")
-    return WaitOp(step_uid(inv, step_id), step_id, event, expression, delta)
+    op = WaitOp(step_uid(inv, step_id), step_id, event, expression, delta)
+    wait_expressions.check(op)  # an invalid if_exp fails the run now, naming the step
+    return op
 
 
 def event_payloads(items: Sequence[Any]) -> tuple[dict[str, Any], ...]:

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from django_inngest import database, executor
 from django_inngest.conf import settings
-from django_inngest.engine import gates
+from django_inngest.engine import gates, recovery, shutdown
 from django_inngest.engine.completions import Completions
 from django_inngest.engine.leases import lease_keeper
 from django_inngest.engine.run_handler import take_turn
@@ -38,7 +38,10 @@ def execute_runs(run_ids: list[str] | str) -> dict[str, str]:
     """
     ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
     try:
-        return advance_many(ids)
+        if shutdown.stopping():  # this worker is stopping: another one takes them, now
+            executor.dispatch(ids)
+            return dict.fromkeys(ids, "handed back")
+        return advance_many(recovery.orphans_first(ids))
     except Exception:
         logger.exception("Unexpected error advancing run_ids=%s; they will be retried", ids)
         return dict.fromkeys(ids, "error")
@@ -66,8 +69,9 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
     any_started = threading.Event()
 
     def advance_one(run_id: str) -> None:
-        # Past the budget, start nothing new; but every task starts at least one run.
-        if time.monotonic() > deadline and any_started.is_set():
+        # Past the budget, start nothing new; but every task starts at least one run (unless
+        # the worker is stopping).
+        if (time.monotonic() > deadline and any_started.is_set()) or shutdown.stopping():
             outcomes[run_id] = "deferred"
             return
         any_started.set()
@@ -75,9 +79,12 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
             claimed = new.get(run_id) or FunctionRun.objects.claim_again(
                 run_id, owner, timezone.now(), lease, admit=gates.admit
             )
-            outcomes[run_id] = (
-                "skipped" if claimed is None else take_turn(claimed, owner, completions)
-            )
+            if claimed is None:
+                outcomes[run_id] = "skipped"
+            else:
+                # The keeper renews the lease for as long as the turn lasts.
+                with lease_keeper.watch(run_id, owner):
+                    outcomes[run_id] = take_turn(claimed, owner, completions)
         except Exception:
             logger.exception("Unexpected error advancing run_id=%s; it will be retried", run_id)
             outcomes[run_id] = "error"

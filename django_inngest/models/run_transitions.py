@@ -25,6 +25,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 
 from django_inngest import database
 from django_inngest.models.cancellations import Cancellation
@@ -422,6 +423,19 @@ class FunctionRunQuerySet(models.QuerySet["FunctionRun"]):
             if name not in ("ended_at", "output")
         }
         return complete_if_owned(self.model, done, same)
+
+    # -- a function this worker lacks (a rolling deploy: ``engine.unknown_functions``) --------
+    def await_function(self, run_id: str, owner: str, *, now: datetime, retry_at: datetime) -> bool:
+        """Release ``owner``'s lease until ``retry_at``, noting since when the function is missing."""
+        released = {"ready_at": retry_at, "wait_kind": WaitKind.RETRY, "lease_owner": ""}
+        since = Coalesce(F("function_missing_since"), Value(now))
+        owned = self.filter(pk=run_id).owned_by(owner)
+        return bool(owned.update(**released, lease_expires_at=None, function_missing_since=since))
+
+    def function_found(self, run_id: str, owner: str) -> bool:
+        """A worker that has the function holds the run: a later deploy gets a fresh grace."""
+        missing = self.filter(pk=run_id, function_missing_since__isnull=False).owned_by(owner)
+        return bool(missing.update(function_missing_since=None))
 
     def mark_cancel_signal_sent(self, run_id: str) -> bool:
         """The outbox flag of ``function_cancelled``: True for the one caller that sets it."""

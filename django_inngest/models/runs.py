@@ -93,6 +93,15 @@ class FunctionRun(models.Model):
     original_run_id = models.CharField(
         _("rerun of"), max_length=26, blank=True, default="", help_text=_("Set on reruns.")
     )
+    function_missing_since = models.DateTimeField(
+        _("function missing since"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A worker did not know the run's function (a rolling deploy) at this time; the run "
+            "fails if none does within DJANGO_INNGEST_FUNCTION_NOT_FOUND_GRACE_SECONDS."
+        ),
+    )
     # -- flow control (see ``ingest.flow`` and ``engine.gates``) ----------------------------
     queue_at = models.DateTimeField(
         _("queue position"),
@@ -180,6 +189,12 @@ class FunctionRun(models.Model):
             ),
             models.Index(fields=("function", "-created_at"), name="inngest_run_fn_created"),
             models.Index(fields=("status", "-created_at"), name="inngest_run_status_created"),
+            # Runs whose worker died: leases that expired (``engine.recovery``).
+            models.Index(
+                fields=("lease_expires_at",),
+                name="inngest_run_leased",
+                condition=models.Q(status="Running") & ~models.Q(lease_owner=""),
+            ),
             # The outbox sweep for cancel signals lost to a crash.
             models.Index(
                 fields=("ended_at",),

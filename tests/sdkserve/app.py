@@ -99,7 +99,7 @@ def build_functions(client: inngest.Inngest) -> list[inngest.Function[Any]]:
         got = ctx.step.wait_for_event(
             "approval",
             event="sdks/approved",
-            if_exp="async.data.id == event.data.id",
+            if_exp=ctx.event.data.get("if", "async.data.id == event.data.id"),
             timeout=timedelta(seconds=int(ctx.event.data.get("timeout", 3600))),
         )
         return None if got is None else {"by": got.data.get("by"), "name": got.name}

@@ -1,6 +1,6 @@
 """Found by real autodiscovery (tests/settings.py installs this app). The integration tests'
-``qcluster`` workers run these; each step appends ``<run_id> <step_id> <pid>`` to the file named
-by ``INNGEST_TEST_MARKERS`` so the tests can count executions across processes."""
+``qcluster`` workers run these; each step appends ``<run_id> <step_id> <pid> <unix time>`` to the
+file named by ``INNGEST_TEST_MARKERS`` so the tests can count executions across processes."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def mark(run_id: str, step_id: str) -> None:
     path = os.environ.get("INNGEST_TEST_MARKERS")
     if path:
         with open(path, "a") as markers:
-            markers.write(f"{run_id} {step_id} {os.getpid()}\n")
+            markers.write(f"{run_id} {step_id} {os.getpid()} {time.time():.3f}\n")
 
 
 @inngest_client.create_function(fn_id="hello", trigger=TriggerEvent(event="testapp/hello"))
@@ -170,3 +170,41 @@ def throttled(ctx: Context) -> None:
 def yearly(ctx: Context) -> str:
     mark_span(ctx.run_id, "tick", "start")
     return str(ctx.event.data["scheduledAt"])
+
+
+def _hold(run_id: str) -> None:
+    """Block until the file named by ``INNGEST_TEST_RELEASE`` exists (at most 120 s)."""
+    mark(run_id, "hold")
+    release = os.environ.get("INNGEST_TEST_RELEASE", "")
+    deadline = time.monotonic() + 120
+    while release and not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@inngest_client.create_function(fn_id="holder", trigger=TriggerEvent(event="testapp/hold"))
+def holder(ctx: Context) -> str:
+    """A step that lasts until the test releases it: runs in flight for as long as needed."""
+    ctx.step.run("before", mark, ctx.run_id, "before")
+    ctx.step.run("hold", _hold, ctx.run_id)
+    ctx.step.run("after", mark, ctx.run_id, "after")
+    return "released"
+
+
+@inngest_client.create_function(fn_id="busy", trigger=TriggerEvent(event="testapp/busy"))
+def busy(ctx: Context) -> int:
+    """A backlog's unit of work: ``steps`` steps of ``seconds`` each."""
+    seconds = float(ctx.event.data.get("seconds", 0.1))
+    for i in range(int(ctx.event.data.get("steps", 2))):
+        ctx.step.run(f"work-{i}", time.sleep, seconds)
+    return "done"
+
+
+if not os.environ.get("INNGEST_TEST_OLD_CODE"):
+    # Deployed only with the new code: workers started with INNGEST_TEST_OLD_CODE (a rolling
+    # deploy's old workers) do not know it.
+
+    @inngest_client.create_function(
+        fn_id="new-in-this-deploy", trigger=TriggerEvent(event="testapp/new-feature")
+    )
+    def new_in_this_deploy(ctx: Context) -> str:
+        return ctx.step.run("greet", lambda: f"new code, pid {os.getpid()}")  # type: ignore[no-any-return]

@@ -1,8 +1,9 @@
-"""What ``run_demo`` needs besides the scenario: a real ``qcluster`` worker, a threaded web
+"""What ``run_demo`` needs besides the scenario: a real worker cluster (``inngest_worker``), a threaded web
 server for the SDK app, and a log catcher for the SDK app's ``ctx.logger``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -20,38 +21,47 @@ from django.core.wsgi import get_wsgi_application
 
 
 class Worker:
-    """A real ``qcluster`` process whose output we echo and search."""
+    """A real ``inngest_worker`` cluster whose output we echo and search; stopped as systemd
+    stops a service (SIGTERM to every process), which ``qcluster`` does not survive cleanly."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         manage = Path(sys.argv[0]).resolve()
         self.process = subprocess.Popen(
-            [sys.executable, str(manage), "qcluster"],
+            [sys.executable, str(manage), "inngest_worker"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            line = line.rstrip()
-            self.lines.append(line)
-            print(f"    [worker] {line}", flush=True)
+        with self.process.stdout as output:  # closed at EOF, when the cluster is gone
+            for line in output:
+                line = line.rstrip()
+                self.lines.append(line)
+                print(f"    [worker] {line}", flush=True)
 
     def saw(self, text: str) -> bool:
         return any(text in line for line in self.lines)
 
     def stop(self) -> None:
+        """SIGTERM to the cluster's main process only: its stop procedure drains the sentinel,
+        pusher, monitor and workers in about a second. (A TERM to every process of the group at
+        once kills the sentinel mid-handshake and the main process then waits for it forever.)
+        Whatever is left after that gets SIGKILL."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._pump_thread.join(timeout=5)  # the worker's last lines, then EOF
 
 
 class _QuietHandler(WSGIRequestHandler):

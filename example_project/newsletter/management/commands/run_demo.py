@@ -1,4 +1,4 @@
-"""``manage.py run_demo``: the seed scenario against a real ``qcluster`` worker, twice.
+"""``manage.py run_demo``: the seed scenario against a real worker (``inngest_worker``), twice.
 
 First with functions written with django-inngest's own API (``newsletter``), then with the
 same functions written with the official inngest SDK (``newsletter_sdk``), served by this
