@@ -44,9 +44,19 @@ class Cancellation(models.Model):
     started_before = models.DateTimeField(_("started before"))
     if_exp = models.TextField(_("if"), blank=True, default="")
     source = models.CharField(
-        _("created by"), max_length=8, choices=CancelSource.choices, default=CancelSource.API
+        _("created by"), max_length=16, choices=CancelSource.choices, default=CancelSource.API
     )
     created_at = models.DateTimeField(_("created at"))
+    reason = models.TextField(
+        _("reason"), blank=True, default="", help_text=_("Recorded on every run it cancels.")
+    )
+    actor = models.CharField(
+        _("created by whom"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("The Django user, or “signing key”, or the command line's OS user."),
+    )
 
     objects = CancellationQuerySet.as_manager()
 

@@ -37,6 +37,8 @@ class CancelSource(models.TextChoices):
     ADMIN = "admin", _("Django admin")
     CLI = "cli", _("Management command")
     PYTHON = "python", _("Python")
+    TIMEOUT = "timeout", _("Timeout")
+    SINGLETON = "singleton", _("Singleton")
 
 
 class StepStatus(models.TextChoices):

@@ -38,6 +38,8 @@ class EndDetails(TypedDict, total=False):
     error: dict[str, Any] | None
     cancel_source: str
     cancel_reason: str
+    cancel_actor: str
+    cancel_event_id: str
     cancellation_id: str | None
 
 
@@ -54,6 +56,8 @@ def ended_values(status: RunStatus, now: datetime, **details: Unpack[EndDetails]
         "lease_expires_at": None,
         "cancel_source": details.get("cancel_source", ""),
         "cancel_reason": details.get("cancel_reason", ""),
+        "cancel_actor": details.get("cancel_actor", ""),
+        "cancel_event_id": details.get("cancel_event_id", ""),
         "cancellation_id": details.get("cancellation_id"),
     }
 
@@ -379,9 +383,23 @@ class FunctionRun(models.Model):
     output = models.JSONField(_("output"), null=True, blank=True)
     error = models.JSONField(_("error"), null=True, blank=True)
     cancel_source = models.CharField(
-        _("cancelled by"), max_length=8, choices=CancelSource.choices, blank=True, default=""
+        _("cancelled by"), max_length=16, choices=CancelSource.choices, blank=True, default=""
     )
     cancel_reason = models.TextField(_("cancel reason"), blank=True, default="")
+    cancel_actor = models.CharField(
+        _("cancelled by whom"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("The Django user, “signing key”, the OS user of the CLI, or the event."),
+    )
+    cancel_event_id = models.CharField(
+        _("cancelling event"),
+        max_length=26,
+        blank=True,
+        default="",
+        help_text=_("Internal ID of the cancel_on event that cancelled the run."),
+    )
     cancellation = models.ForeignKey(
         "Cancellation",
         on_delete=models.SET_NULL,
@@ -432,6 +450,12 @@ class FunctionRun(models.Model):
                 fields=("ended_at",),
                 name="inngest_run_cancel_outbox",
                 condition=models.Q(status="Cancelled", cancelled_signal_sent=False),
+            ),
+            # The event page: the runs an event cancelled.
+            models.Index(
+                fields=("cancel_event_id",),
+                name="inngest_run_cancel_event",
+                condition=~models.Q(cancel_event_id=""),
             ),
         )
 
