@@ -27,8 +27,10 @@ logger = logging.getLogger(__name__)
 MAX_FUTURE_SKEW = timedelta(seconds=5)
 #: The actor recorded when the REST API's caller presented the signing key.
 SIGNING_KEY_ACTOR = "signing key"
-#: The stored actor and reason are capped (the actor column is 255 characters).
+#: The actor column's width.
 MAX_ACTOR_LENGTH = 255
+#: The longest reason the admin, the REST API and the CLI accept.
+MAX_REASON_LENGTH = 1000
 
 
 class RunNotFoundError(InngestError):
