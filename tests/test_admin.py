@@ -331,9 +331,7 @@ def test_cancel_action_asks_for_confirmation_then_cancels_with_a_reason(
     assert '<dd class="inngest-cancel-actor">admin</dd>' in content
 
 
-def test_cancel_confirmation_refuses_a_reason_too_long(
-    app: Inngest, admin_client: Client
-) -> None:
+def test_cancel_confirmation_refuses_a_reason_too_long(app: Inngest, admin_client: Client) -> None:
     run = send(app, "admin/nap")
     response = confirm_cancel(admin_client, run, reason="x" * 1001)
     assert "at most 1000 characters" in response.content.decode()
@@ -501,9 +499,7 @@ def test_function_list_counts_runs_per_status_in_one_query(
         send(app, "admin/nap")
     send(app, "admin/quick")
     send(app, "admin/broken")
-    confirm_cancel(
-        admin_client, FunctionRun.objects.filter(function_id="admin-app-napper").first()
-    )
+    confirm_cancel(admin_client, FunctionRun.objects.filter(function_id="admin-app-napper").first())
     url = reverse("admin:django_inngest_functionregistration_changelist")
     response = admin_client.get(url)
     counts = {
