@@ -8,6 +8,8 @@
 - ``BENCH_EXTRA_PATH`` / ``BENCH_EXTRA_APPS``: extra apps for what-if experiments.
 - ``BENCH_TIMER_POLL``, ``BENCH_BUDGET``, ``BENCH_LEASE``: override the matching
   ``DJANGO_INNGEST_*`` settings; unset keeps the library's documented defaults.
+- ``BENCH_RETENTION``: ``DJANGO_INNGEST_RETENTION`` in seconds, or ``none``; unset keeps the
+  default (30 days).
 
 Q_CLUSTER follows example_project/example_project/settings.py (production-like).
 """
@@ -116,6 +118,10 @@ for _env, _setting in (
 ):
     if os.environ.get(_env):
         globals()[_setting] = float(os.environ[_env])
+
+if os.environ.get("BENCH_RETENTION"):
+    _retention = os.environ["BENCH_RETENTION"]
+    DJANGO_INNGEST_RETENTION = None if _retention == "none" else float(_retention)
 
 DJANGO_INNGEST_EVENT_KEYS = ["bench-event-key"]
 DJANGO_INNGEST_SIGNING_KEY = "signkey-bench-0123456789abcdef0123456789abcdef"

@@ -118,7 +118,7 @@ def test_reason_actor_and_source_reach_the_run_the_signal_and_the_system_event(
         "source": "api",
         "reason": "customer asked",
         "actor": "alice",
-        "cancel_event_id": "",
+        "cancel_event_id": None,
     }
     system = StoredEvent.objects.get(name="inngest/function.cancelled")
     # Inngest's fields are untouched; ours are under data._inngest only.
@@ -398,3 +398,31 @@ def test_a_failed_run_links_its_function_failed_event_and_on_failure_run(
     handler_url = reverse("admin:django_inngest_functionrun_change", args=(handler_run.pk,))
     assert f'href="{handler_url}" class="inngest-follow-up-run inngest-on-failure-run"' in page
     assert "about run" in event_page(admin_client, failed.pk)
+
+
+# -- the indexes behind the links -------------------------------------------------------------
+
+
+def plan(queryset: Any) -> str:
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # An empty table is cheaper to scan; what matters is that the index can serve it.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_seqscan = off")
+        return str(queryset.explain())
+
+
+def test_the_link_lookups_use_their_partial_indexes(app: Inngest) -> None:
+    from django_inngest.admin.run_page import system_event_of
+
+    run = start(app, "d/import", id="a")
+    cancel_run(run.run_id)
+    assert system_event_of(run, "inngest/function.cancelled") is not None
+    system = StoredEvent.objects.filter(name="inngest/function.cancelled", external_id="X")
+    assert "inngest_event_cancelled_of" in plan(system.order_by()[:1])
+    failed = StoredEvent.objects.filter(name="inngest/function.failed", external_id="X")
+    assert "inngest_event_failed_of" in plan(failed.order_by()[:1])
+    assert "inngest_run_cancel_event" in plan(FunctionRun.objects.filter(cancel_event_id="X"))
+    assert "inngest_step_matched_event" in plan(StepRun.objects.filter(matched_event_id="X"))

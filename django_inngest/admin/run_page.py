@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -128,16 +127,16 @@ def _matched_event_url(row: Row, step: StepRun) -> str:
 def system_event_of(run: FunctionRun, name: str) -> dict[str, Any] | None:
     """The run's ``inngest/function.cancelled`` or ``function.failed`` event (its sender ID is
     the run ID: one partial-index lookup) and the runs it started (cleanups, ``on_failure``)."""
-    event = (
-        Event.objects.filter(name=name, external_id=run.run_id)
-        .annotate(run_count=Count("runs"))
-        .first()
-    )
+    # Unordered (there is at most one): with the model's ORDER BY, SQLite's planner would take
+    # the name index and walk every such event instead of this partial index.
+    found = Event.objects.filter(name=name, external_id=run.run_id).order_by()[:1]
+    event = next(iter(found), None)
     if event is None:
         return None
     started = list(event.runs.select_related("function").order_by("created_at")[:5])
     return {
         "event": event,
+        "run_count": event.runs.count(),
         "url": _url("event", "change", event.pk),
         "runs": [{"run": r, "url": _url("functionrun", "change", r.pk)} for r in started],
     }

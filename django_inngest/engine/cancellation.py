@@ -80,7 +80,7 @@ def cancel_run(
     if cancellation is not None:
         reason = cancellation.reason or reason
         actor = actor or cancellation.actor
-    event_id = ""
+    event_id = None
     if cancelled_by_event is not None:
         event_id = cancelled_by_event.internal_id
         actor = actor or f"event {event_id}"

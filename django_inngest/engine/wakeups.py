@@ -25,7 +25,7 @@ def _resolve(run_id: str, step_id: str, **result: Any) -> bool:
     return False
 
 
-def resume_wait(listener: Listener, event: dict[str, Any], *, event_id: str = "") -> bool:
+def resume_wait(listener: Listener, event: dict[str, Any], *, event_id: str | None = None) -> bool:
     """An event (its payload) matched a wait: it becomes the step's result, and its internal
     ID (``event_id``) is kept on the step so that the admin links it without guessing."""
     with database.atomic():

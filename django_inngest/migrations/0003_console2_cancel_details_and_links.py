@@ -39,14 +39,14 @@ INDEXES = {
     ],
     "functionrun": [
         models.Index(
-            condition=models.Q(("cancel_event_id", ""), _negated=True),
+            condition=models.Q(("cancel_event_id__isnull", False)),
             fields=["cancel_event_id"],
             name="inngest_run_cancel_event",
         ),
     ],
     "steprun": [
         models.Index(
-            condition=models.Q(("matched_event_id", ""), _negated=True),
+            condition=models.Q(("matched_event_id__isnull", False)),
             fields=["matched_event_id"],
             name="inngest_step_matched_event",
         ),
@@ -121,7 +121,7 @@ class Migration(migrations.Migration):
             name="cancel_event_id",
             field=models.CharField(
                 blank=True,
-                default="",
+                null=True,
                 help_text="Internal ID of the cancel_on event that cancelled the run.",
                 max_length=26,
                 verbose_name="cancelling event",
@@ -132,7 +132,7 @@ class Migration(migrations.Migration):
             name="matched_event_id",
             field=models.CharField(
                 blank=True,
-                default="",
+                null=True,
                 help_text="Internal ID of the event a wait_for_event matched.",
                 max_length=26,
                 verbose_name="matched event",

@@ -39,7 +39,7 @@ class EndDetails(TypedDict, total=False):
     cancel_source: str
     cancel_reason: str
     cancel_actor: str
-    cancel_event_id: str
+    cancel_event_id: str | None
     cancellation_id: str | None
 
 
@@ -57,7 +57,7 @@ def ended_values(status: RunStatus, now: datetime, **details: Unpack[EndDetails]
         "cancel_source": details.get("cancel_source", ""),
         "cancel_reason": details.get("cancel_reason", ""),
         "cancel_actor": details.get("cancel_actor", ""),
-        "cancel_event_id": details.get("cancel_event_id", ""),
+        "cancel_event_id": details.get("cancel_event_id"),
         "cancellation_id": details.get("cancellation_id"),
     }
 
@@ -393,11 +393,13 @@ class FunctionRun(models.Model):
         default="",
         help_text=_("The Django user, “signing key”, the OS user of the CLI, or the event."),
     )
-    cancel_event_id = models.CharField(
+    # NULL, not "", for "none": `x IS NOT NULL` is the partial-index condition that SQLite's
+    # planner can match against `x = ?` (it cannot prove `x != ''`).
+    cancel_event_id = models.CharField(  # noqa: DJ001
         _("cancelling event"),
         max_length=26,
+        null=True,
         blank=True,
-        default="",
         help_text=_("Internal ID of the cancel_on event that cancelled the run."),
     )
     cancellation = models.ForeignKey(
@@ -455,7 +457,7 @@ class FunctionRun(models.Model):
             models.Index(
                 fields=("cancel_event_id",),
                 name="inngest_run_cancel_event",
-                condition=~models.Q(cancel_event_id=""),
+                condition=models.Q(cancel_event_id__isnull=False),
             ),
         )
 

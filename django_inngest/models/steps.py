@@ -122,11 +122,12 @@ class StepRun(models.Model):
     wake_at = models.DateTimeField(
         _("wakes at"), null=True, blank=True, help_text=_("A sleep's end, a wait's timeout.")
     )
-    matched_event_id = models.CharField(
+    # NULL for "none": see FunctionRun.cancel_event_id (the partial index SQLite can use).
+    matched_event_id = models.CharField(  # noqa: DJ001
         _("matched event"),
         max_length=26,
+        null=True,
         blank=True,
-        default="",
         help_text=_("Internal ID of the event a wait_for_event matched."),
     )
 
@@ -144,7 +145,7 @@ class StepRun(models.Model):
             models.Index(
                 fields=("matched_event_id",),
                 name="inngest_step_matched_event",
-                condition=~models.Q(matched_event_id=""),
+                condition=models.Q(matched_event_id__isnull=False),
             ),
         )
 
