@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from django_inngest.engine.steps import Group, Step
     from django_inngest.engine.steps import Step as StepSync
     from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
+    from django_inngest.flow_options import (
+        Batch,
+        Concurrency,
+        Debounce,
+        Priority,
+        RateLimit,
+        Singleton,
+        Throttle,
+        Timeouts,
+    )
     from django_inngest.function import Function
     from django_inngest.middleware import (
         Middleware,
@@ -54,6 +64,14 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "TriggerCron": ("django_inngest.definitions", "TriggerCron"),
     "TriggerEvent": ("django_inngest.definitions", "TriggerEvent"),
     "cancel_run": ("django_inngest.engine.cancellation", "cancel_run"),
+    "Timeouts": ("django_inngest.flow_options", "Timeouts"),
+    "Throttle": ("django_inngest.flow_options", "Throttle"),
+    "Singleton": ("django_inngest.flow_options", "Singleton"),
+    "RateLimit": ("django_inngest.flow_options", "RateLimit"),
+    "Priority": ("django_inngest.flow_options", "Priority"),
+    "Debounce": ("django_inngest.flow_options", "Debounce"),
+    "Concurrency": ("django_inngest.flow_options", "Concurrency"),
+    "Batch": ("django_inngest.flow_options", "Batch"),
     # inngest-py's middleware, serializer and small value types (see docs/porting-notes.md).
     "JSON": ("django_inngest.sdk_types", "JSON"),
     "Middleware": ("django_inngest.middleware", "Middleware"),
@@ -68,9 +86,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "JSON",
+    "Batch",
     "Cancel",
+    "Concurrency",
     "Context",
     "ContextSync",
+    "Debounce",
     "Event",
     "Function",
     "Group",
@@ -79,14 +100,19 @@ __all__ = [
     "MiddlewareSync",
     "NonRetriableError",
     "ParallelMode",
+    "Priority",
     "PydanticSerializer",
+    "RateLimit",
     "RetryAfterError",
     "SendEventsResult",
     "Serializer",
+    "Singleton",
     "Step",
     "StepError",
     "StepMemos",
     "StepSync",
+    "Throttle",
+    "Timeouts",
     "TransformOutputResult",
     "TriggerCron",
     "TriggerEvent",

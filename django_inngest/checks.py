@@ -10,8 +10,8 @@ from django.core.checks import CheckMessage, Error, Warning
 from django_inngest import database, expressions
 from django_inngest.conf import PREFIX, SETTINGS
 from django_inngest.conf import settings as inngest_settings
-from django_inngest.definitions import MAX_CANCEL_RULES
 from django_inngest.exceptions import ExpressionError
+from django_inngest.function import Function
 from django_inngest.registry import registry
 
 
@@ -94,7 +94,9 @@ def check_integration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
 
 
 def check_functions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E020: invalid CEL expression. E021: duplicate function ID. E022: too many cancel rules."""
+    """E020: invalid CEL expression (a trigger, a cancel rule, a flow-control key).
+    E021: duplicate function ID. (E022, too many cancel rules, is now refused when the function
+    is defined, with the other limits Inngest's sync enforces; its ID is not reused.)"""
     messages: list[CheckMessage] = [
         Error(str(error), hint="Give each function a unique fn_id.", id="django_inngest.E021")
         for error in registry.errors
@@ -107,6 +109,7 @@ def check_functions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
             (f"cancel rule {c.event!r} if_exp", c.expression, ("event", "async"))
             for c in function.cancel
         ]
+        sources += [(where, key, ("event",)) for where, key in _flow_expressions(function)]
         for where, expression, variables in sources:
             if not expression:
                 continue
@@ -121,13 +124,23 @@ def check_functions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
                         id="django_inngest.E020",
                     )
                 )
-        if len(function.cancel) > MAX_CANCEL_RULES:
-            messages.append(
-                Error(
-                    f"Function {function.id!r} has {len(function.cancel)} cancel rules; "
-                    f"Inngest allows at most {MAX_CANCEL_RULES}.",
-                    obj=function.source,
-                    id="django_inngest.E022",
-                )
-            )
     return messages
+
+
+def _flow_expressions(function: Function) -> list[tuple[str, str | None]]:
+    """Every CEL expression of the function's flow control, named as the option is."""
+    flow = function.flow
+    found: list[tuple[str, str | None]] = [
+        (f"concurrency[{i}].key", c.key) for i, c in enumerate(flow.concurrency or ())
+    ]
+    found += [
+        ("throttle.key", flow.throttle.key if flow.throttle else None),
+        ("rate_limit.key", flow.rate_limit.key if flow.rate_limit else None),
+        ("debounce.key", flow.debounce.key if flow.debounce else None),
+        ("batch_events.key", flow.batch_events.key if flow.batch_events else None),
+        ("batch_events.if_exp", flow.batch_events.if_exp if flow.batch_events else None),
+        ("singleton.key", flow.singleton.key if flow.singleton else None),
+        ("priority.run", flow.priority.run if flow.priority else None),
+        ("idempotency", flow.idempotency),
+    ]
+    return found

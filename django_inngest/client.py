@@ -16,6 +16,17 @@ from django_inngest.definitions import (
     TriggerEvent,
 )
 from django_inngest.exceptions import ConfigurationError
+from django_inngest.flow_config import FlowOptions
+from django_inngest.flow_options import (
+    Batch,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    Timeouts,
+)
 from django_inngest.function import FAILED_EVENT, FAILURE_SUFFIX, Function, Handler, describe_source
 from django_inngest.handler_kinds import check_middleware_list
 from django_inngest.ingest.events import send_events
@@ -27,24 +38,23 @@ from django_inngest.serializers import Serializer, check_serializer
 
 #: inngest-py options that no part of django_inngest implements yet. Passing one raises,
 #: because accepting it silently would pretend to honour it.
-_UNSUPPORTED_OPTIONS = (
-    "batch_events",
-    "concurrency",
-    "debounce",
-    "idempotency",
-    "middleware",
-    "priority",
-    "rate_limit",
-    "throttle",
-    "timeouts",
-    "singleton",
-)
+_UNSUPPORTED_OPTIONS = ("middleware",)
 
 
 def _cel_string(value: str) -> str:
     """A single-quoted CEL string literal, as inngest-py writes it, escaped so any ID stays valid."""
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
     return f"'{escaped}'"
+
+
+def _check_flow_types(fn_id: str, **options: tuple[object, type]) -> None:
+    """Each flow-control keyword holds its inngest-py class (or None)."""
+    for name, (value, kind) in options.items():
+        if value is not None and not isinstance(value, kind):
+            raise ConfigurationError(
+                f"create_function(fn_id={fn_id!r}): {name} must be a {kind.__name__}, "
+                f"got {type(value).__name__}"
+            )
 
 
 class Inngest:
@@ -91,6 +101,15 @@ class Inngest:
         retries: int | None = None,
         on_failure: Handler | None = None,
         output_type: object = None,
+        batch_events: Batch | None = None,
+        concurrency: list[Concurrency] | None = None,
+        debounce: Debounce | None = None,
+        idempotency: str | None = None,
+        priority: Priority | None = None,
+        rate_limit: RateLimit | None = None,
+        throttle: Throttle | None = None,
+        timeouts: Timeouts | None = None,
+        singleton: Singleton | None = None,
         **options: Any,
     ) -> Callable[[Handler], Function]:
         """Decorator that defines and registers a function, with inngest-py's keywords."""
@@ -103,8 +122,38 @@ class Inngest:
             raise ConfigurationError(f"create_function() got an unknown option {option!r}")
         if not isinstance(fn_id, str) or not fn_id:
             raise ConfigurationError("create_function(fn_id=...) must be a non-empty string")
-        triggers = self._triggers(fn_id, trigger)
+        triggers, crons = self._triggers(fn_id, trigger)
         cancel_rules = self._cancel_rules(fn_id, cancel)
+        _check_flow_types(
+            fn_id,
+            batch_events=(batch_events, Batch),
+            debounce=(debounce, Debounce),
+            idempotency=(idempotency, str),
+            priority=(priority, Priority),
+            rate_limit=(rate_limit, RateLimit),
+            throttle=(throttle, Throttle),
+            timeouts=(timeouts, Timeouts),
+            singleton=(singleton, Singleton),
+        )
+        if concurrency is not None and (
+            not isinstance(concurrency, list | tuple)
+            or not all(isinstance(c, Concurrency) for c in concurrency)
+        ):
+            raise ConfigurationError(
+                f"create_function(fn_id={fn_id!r}): concurrency must be a list of Concurrency"
+            )
+        flow = FlowOptions(
+            batch_events=batch_events,
+            concurrency=tuple(concurrency) if concurrency is not None else None,
+            debounce=debounce,
+            idempotency=idempotency,
+            priority=priority,
+            rate_limit=rate_limit,
+            throttle=throttle,
+            timeouts=timeouts,
+            singleton=singleton,
+        )
+        flow.validate(fn_id, cancel=cancel_rules, cron_expressions=[c.cron for c in crons])
         retry_count = self._retries(fn_id, retries)
         if on_failure is not None and not callable(on_failure):
             raise ConfigurationError(f"{fn_id}: on_failure must be a callable handler")
@@ -141,6 +190,8 @@ class Inngest:
                 retries=retry_count,
                 on_failure=failure_fn,
                 source=source,
+                crons=crons,
+                flow=flow,
             )
             self.registry.register(function)
             if failure_fn is not None:
@@ -152,25 +203,25 @@ class Inngest:
     @staticmethod
     def _triggers(
         fn_id: str, trigger: TriggerEvent | TriggerCron | list[TriggerEvent | TriggerCron]
-    ) -> tuple[TriggerEvent, ...]:
+    ) -> tuple[tuple[TriggerEvent, ...], tuple[TriggerCron, ...]]:
+        """The event triggers and the cron triggers, in the order given."""
         items = trigger if isinstance(trigger, list | tuple) else [trigger]
         if not items:
-            raise ConfigurationError(f"{fn_id}: trigger must name at least one TriggerEvent")
+            raise ConfigurationError(f"{fn_id}: trigger must name at least one trigger")
         if len(items) > MAX_TRIGGERS:
             raise ConfigurationError(f"{fn_id}: at most {MAX_TRIGGERS} triggers, got {len(items)}")
-        result = []
         for item in items:
-            if isinstance(item, TriggerCron):
+            if not isinstance(item, TriggerEvent | TriggerCron):
                 raise ConfigurationError(
-                    f"{fn_id}: TriggerCron is not supported by django_inngest yet; "
-                    "use a django-q2 Schedule that sends an event"
+                    f"{fn_id}: trigger must be TriggerEvent or TriggerCron objects, "
+                    f"got {type(item).__name__}"
                 )
-            if not isinstance(item, TriggerEvent):
-                raise ConfigurationError(
-                    f"{fn_id}: trigger must be TriggerEvent objects, got {type(item).__name__}"
-                )
-            result.append(item)
-        return tuple(result)
+        crons = tuple(t for t in items if isinstance(t, TriggerCron))
+        expressions = [c.cron for c in crons]
+        if len(set(expressions)) != len(expressions):
+            # Inngest's MultipleTriggers.Validate: one expression once, whatever its jitter.
+            raise ConfigurationError(f"{fn_id}: a cron expression is listed twice")
+        return tuple(t for t in items if isinstance(t, TriggerEvent)), crons
 
     @staticmethod
     def _cancel_rules(fn_id: str, cancel: list[Cancel] | None) -> tuple[Cancel, ...]:

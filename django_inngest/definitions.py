@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django_inngest.cron import CronSchedule, parse_cron_trigger
 from django_inngest.exceptions import ConfigurationError
 
 #: Inngest allows a trailing wildcard segment, as in ``app/user.*``.
@@ -111,10 +112,36 @@ class TriggerEvent:
 
 @dataclass(frozen=True)
 class TriggerCron:
-    """A cron trigger. Accepted for API parity; django_inngest does not schedule crons yet."""
+    """Run the function on a schedule: 5-field cron with an optional ``TZ=Area/City `` prefix,
+    and an optional ``jitter`` (a duration string, 1 s to 5 min) spreading each tick's start.
+
+    Each tick starts one run with the ``inngest/scheduled.timer`` event. Validated as Inngest's
+    sync validates it (``ConfigurationError`` naming the field).
+    """
 
     cron: str
     jitter: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cron, str):
+            raise ConfigurationError("TriggerCron.cron must be a string")
+        if self.jitter is not None and not isinstance(self.jitter, str):
+            raise ConfigurationError("TriggerCron.jitter must be a duration string, as '30s'")
+        parse_cron_trigger(self.cron, self.jitter)
+
+    @property
+    def schedule(self) -> CronSchedule:
+        return parse_cron_trigger(self.cron, self.jitter)[0]
+
+    @property
+    def jitter_delta(self) -> datetime.timedelta:
+        return parse_cron_trigger(self.cron, self.jitter)[1]
+
+    def to_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"cron": self.cron}
+        if self.jitter:
+            config["jitter"] = self.jitter
+        return config
 
 
 @dataclass(frozen=True)

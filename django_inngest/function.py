@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django_inngest.conf import settings
-from django_inngest.definitions import Cancel, TriggerEvent
+from django_inngest.definitions import Cancel, TriggerCron, TriggerEvent
+from django_inngest.flow_config import FlowOptions
 
 if TYPE_CHECKING:
     from django_inngest.engine.context import Context
@@ -39,6 +40,10 @@ class Function:
     #: Set on an ``on_failure`` function: the ID of the function it serves.
     failure_of: str | None = None
     source: str = field(default="")
+    #: Cron triggers (``TriggerCron``), beside the event ``triggers``.
+    crons: tuple[TriggerCron, ...] = ()
+    #: Flow control: concurrency, throttle, rate limit, debounce, batching, priority, ...
+    flow: FlowOptions = field(default_factory=FlowOptions)
 
     @property
     def id(self) -> str:
@@ -84,11 +89,13 @@ class Function:
         config: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
-            "triggers": [t.to_config() for t in self.triggers],
+            "triggers": [t.to_config() for t in self.triggers]
+            + [c.to_config() for c in self.crons],
             "steps": {"step": {"retries": {"attempts": self.retry_limit}}},
         }
         if self.cancel:
             config["cancel"] = [c.to_config() for c in self.cancel]
+        config.update(self.flow.to_config())
         return config
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+
+from django.utils import timezone
 
 from django_inngest import database
 from django_inngest.function import Function
-from django_inngest.models import FunctionRegistration
+from django_inngest.models import CronSchedule, FunctionRegistration
 from django_inngest.registry import registry
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ def sync_registrations() -> tuple[int, int]:
             .exclude(function_id__in=[f.id for f in functions])
             .update(is_active=False)
         )
+        sync_schedules(functions, timezone.now())
     ids = [f.id for f in functions]
     database.on_commit(lambda: _known.update(ids))  # only rows that really exist
     logger.info("Synced functions active=%s deactivated=%s", len(functions), deactivated)
@@ -59,3 +63,26 @@ def ensure_registered(function: Function) -> None:
 def forget_cache() -> None:
     """Tests flush the database between cases; the cache must not outlive the rows."""
     _known.clear()
+
+
+def sync_schedules(functions: list[Function], now: datetime) -> None:
+    """One ``CronSchedule`` row per cron trigger in code; a new one starts at its next tick
+    from now, an unchanged one keeps its place, and one no longer in code is deleted (its
+    function stops firing)."""
+    wanted = {(f.id, t.cron): t for f in functions for t in f.crons}
+    existing = {(s.function_id, s.cron): s for s in CronSchedule.objects.all()}
+    for key, schedule in existing.items():
+        if key not in wanted:
+            schedule.delete()
+    for (function_id, cron), trigger in wanted.items():
+        row = existing.get((function_id, cron))
+        if row is not None:
+            if row.jitter != (trigger.jitter or ""):
+                row.jitter = trigger.jitter or ""
+                row.save(update_fields=["jitter"])
+            continue
+        first = trigger.schedule.next_after(now)
+        if first is not None:
+            CronSchedule.objects.create(
+                function_id=function_id, cron=cron, jitter=trigger.jitter or "", next_tick_at=first
+            )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django_inngest import executor
-from django_inngest.engine import poller, worker
+from django_inngest import executor, poller
+from django_inngest.engine import worker
 from django_inngest.engine.lifecycle import emit_cancelled_event
 from django_inngest.models import FunctionRun
 from django_inngest.registrations import sync_registrations

@@ -36,12 +36,19 @@ class QCluster:
             text=True,
             start_new_session=True,
         )
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
+        # Closed here at EOF (the cluster is gone), so no pipe outlives the test unclosed.
+        with self.process.stdout as output:
+            for line in output:
+                self.lines.append(line.rstrip())
+
+    def _reap(self) -> None:
+        self.process.wait(timeout=10)
+        self._pump_thread.join(timeout=10)
 
     def wait_ready(self, workers: int = 1, timeout: float = 60) -> None:
         wait_until(
@@ -57,7 +64,7 @@ class QCluster:
         """SIGKILL the whole cluster: main process, sentinel, pusher, monitor and workers."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        self._reap()
 
     def stop(self) -> None:
         """SIGTERM the main process only (django-q2's stop procedure drains its children; a
@@ -69,7 +76,7 @@ class QCluster:
                 self.process.wait(timeout=15)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        self._reap()
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:

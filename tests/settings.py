@@ -69,6 +69,10 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# PBKDF2 is slow on purpose: the admin and REST tests took 24 s with it, 5 s with this. The
+# tests check permissions, not password strength.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 # Unit tests run django-q2 in sync mode; integration tests start real qcluster processes with
 # their own settings module (tests/integration_settings.py).
 Q_CLUSTER = {

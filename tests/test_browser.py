@@ -1,7 +1,8 @@
 """The admin in a real browser: log in, cancel a sleeping run, read its timeline, check permissions.
 
 Chromium comes from Debian (/usr/bin/chromium); Playwright never downloads a browser here. The
-test fails, rather than skips, when Chromium is missing: CI installs it.
+test fails, rather than skips, when Chromium is missing, naming the command that installs it;
+``make test`` installs it when it can.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
+    if not Path(CHROMIUM).exists():
+        sudo = "" if os.geteuid() == 0 else "sudo "
+        pytest.fail(
+            f"{CHROMIUM} is missing. Install Debian's Chromium with: "
+            f"{sudo}apt-get update && {sudo}apt-get install -y chromium "
+            "(`make test` does this itself when it runs as root or with passwordless sudo)",
+            pytrace=False,
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from django_inngest import Cancel, Context, Inngest, TriggerEvent
 from django_inngest.checks import check_functions, check_integration, check_settings
-from django_inngest.exceptions import FunctionAlreadyRegisteredError
+from django_inngest.exceptions import ConfigurationError, FunctionAlreadyRegisteredError
 from django_inngest.registry import FunctionRegistry
 
 
@@ -34,6 +34,9 @@ def only(check_id: str) -> Any:
     return found[0]
 
 
+# The check command runs the database checks too (Django >= 6.1 does by default, on every
+# alias), so it needs the test database; run_checks(tags=...) above does not.
+@pytest.mark.django_db
 def test_real_configuration_passes_every_check() -> None:
     assert messages() == []
     out = StringIO()
@@ -41,6 +44,7 @@ def test_real_configuration_passes_every_check() -> None:
     assert "System check identified no issues" in out.getvalue()
 
 
+@pytest.mark.django_db
 def test_check_command_fails_on_an_inngest_error(settings: Any) -> None:
     from django.core.management.base import SystemCheckError
 
@@ -230,19 +234,32 @@ def test_e021_duplicate_function_id(isolated_registry: FunctionRegistry) -> None
     assert error.msg == "Function ID 'app-x' is defined twice: by a.f and by b.g"
 
 
-def test_e022_more_than_five_cancel_rules(inngest: Inngest) -> None:
-    inngest.create_function(
-        fn_id="five",
-        trigger=TriggerEvent(event="t/start"),
-        cancel=[Cancel(event=f"t/stop{i}") for i in range(5)],
+def test_more_than_five_cancel_rules_are_refused_at_definition(inngest: Inngest) -> None:
+    """Formerly check E022: refused when the function is defined, as Inngest's sync does."""
+    with pytest.raises(ConfigurationError, match=r"six: cancel has 6 rules.*at most 5"):
+        inngest.create_function(
+            fn_id="six",
+            trigger=TriggerEvent(event="t/start"),
+            cancel=[Cancel(event=f"t/stop{i}") for i in range(6)],
+        )
+    assert "django_inngest.E022" not in ids()
+
+
+def test_e020_flow_control_keys_must_be_valid_cel_over_event(inngest: Inngest) -> None:
+    from django_inngest.flow_options import Concurrency, Priority
+
+    function = inngest.create_function(
+        fn_id="flow-keys",
+        trigger=TriggerEvent(event="t/f"),
+        concurrency=[Concurrency(limit=1, key="event.data.account ==")],
+        priority=Priority(run="async.data.level"),
     )(handler)
-    assert ids() == []
-    inngest.create_function(
-        fn_id="six",
-        trigger=TriggerEvent(event="t/start"),
-        cancel=[Cancel(event=f"t/stop{i}") for i in range(6)],
-    )(handler)
-    error = only("django_inngest.E022")
-    assert isinstance(error, Error)
-    assert "'test-app-six' has 6 cancel rules" in error.msg
-    assert "at most 5" in error.msg
+    errors = [m for m in messages() if m.id == "django_inngest.E020"]
+    assert {e.msg.split(":")[1].strip() for e in errors} == {
+        "concurrency[0].key is not valid CEL",
+        "priority.run is not valid CEL",
+    }
+    key_error = next(e for e in errors if "concurrency[0].key" in e.msg)
+    assert "line 1, column" in key_error.msg and "^" in key_error.msg  # where parsing failed
+    assert "unknown variable 'async'" in next(e for e in errors if "priority" in e.msg).msg
+    assert all(e.obj == function.source for e in errors)

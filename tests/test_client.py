@@ -157,9 +157,16 @@ def test_unknown_option_raises_naming_it(inngest: Inngest) -> None:
         "throttle",
         "timeouts",
         "singleton",
-        "middleware",
     ],
 )
+def test_a_flow_option_of_the_wrong_type_raises_naming_it(inngest: Inngest, option: str) -> None:
+    with pytest.raises(ConfigurationError) as excinfo:
+        inngest.create_function(fn_id="f", trigger=TriggerEvent(event="t/x"), **{option: object()})
+    assert option in str(excinfo.value) and "'f'" in str(excinfo.value)
+    assert inngest.registry.all() == []
+
+
+@pytest.mark.parametrize("option", ["middleware"])
 def test_unsupported_inngest_option_raises_naming_it(inngest: Inngest, option: str) -> None:
     with pytest.raises(ConfigurationError) as excinfo:
         inngest.create_function(fn_id="f", trigger=TriggerEvent(event="t/x"), **{option: object()})
@@ -214,20 +221,46 @@ def test_non_callable_handler_raises(inngest: Inngest) -> None:
 # -- triggers --------------------------------------------------------------------------------
 
 
-def test_trigger_cron_is_constructible_but_rejected_clearly(inngest: Inngest) -> None:
-    cron = TriggerCron(cron="0 * * * *")
-    with pytest.raises(ConfigurationError, match="TriggerCron is not supported"):
-        inngest.create_function(fn_id="f", trigger=cron)
-    with pytest.raises(ConfigurationError, match="TriggerCron"):
-        inngest.create_function(fn_id="f", trigger=[TriggerEvent(event="t/x"), cron])
-    assert inngest.registry.all() == []
+def test_trigger_cron_sits_beside_event_triggers(inngest: Inngest) -> None:
+    cron = TriggerCron(cron="TZ=Europe/Paris 0 3 * * *", jitter="30s")
+    function = inngest.create_function(fn_id="f", trigger=[TriggerEvent(event="t/x"), cron])(
+        handler
+    )
+    assert function.crons == (cron,) and [t.event for t in function.triggers] == ["t/x"]
+    assert function.config()["triggers"] == [
+        {"event": "t/x"},
+        {"cron": "TZ=Europe/Paris 0 3 * * *", "jitter": "30s"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cron", "jitter", "message"),
+    [
+        ("0 * * *", None, "TriggerCron.cron"),
+        ("@daily", None, "descriptor"),
+        ("0 0 * * 7", None, "TriggerCron.cron"),
+        ("TZ=Mars/Olympus 0 * * * *", None, "TriggerCron.cron"),
+        ("0 * * * *", "10m", "TriggerCron.jitter"),
+    ],
+)
+def test_a_bad_cron_trigger_raises_naming_the_field(cron: str, jitter: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        TriggerCron(cron=cron, jitter=jitter)
+
+
+def test_one_cron_expression_twice_is_refused(inngest: Inngest) -> None:
+    with pytest.raises(ConfigurationError, match="listed twice"):
+        inngest.create_function(
+            fn_id="f",
+            trigger=[TriggerCron(cron="0 * * * *"), TriggerCron(cron="0 * * * *", jitter="5s")],
+        )
 
 
 @pytest.mark.parametrize(
     "trigger", ["t/x", {"event": "t/x"}, None, 5, [TriggerEvent(event="t/x"), "t/y"]]
 )
 def test_bad_trigger_types_raise(inngest: Inngest, trigger: Any) -> None:
-    with pytest.raises(ConfigurationError, match="TriggerEvent"):
+    with pytest.raises(ConfigurationError, match="TriggerEvent or TriggerCron"):
         inngest.create_function(fn_id="f", trigger=trigger)
 
 

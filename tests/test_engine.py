@@ -18,8 +18,9 @@ from django_inngest import (
     RetryAfterError,
     StepError,
     TriggerEvent,
+    poller,
 )
-from django_inngest.engine import poller, retries
+from django_inngest.engine import retries
 from django_inngest.engine import worker as engine
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, RunStatus, StepRun, StepStatus, WaitKind

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from django_inngest import Cancel, Context, Event, Inngest, TriggerEvent, executor
-from django_inngest.engine import maintenance, poller
+from django_inngest import Cancel, Context, Event, Inngest, TriggerEvent, executor, poller
+from django_inngest.engine import maintenance
 from django_inngest.models import Event as StoredEvent
 from django_inngest.models import FunctionRun, Listener, RunStatus
 from django_inngest.signals import function_cancelled

@@ -208,8 +208,33 @@ def test_every_foreign_key_to_runs_and_events_is_known() -> None:
     assert to_runs[("django_inngest_steprun", "run_id")] is models.CASCADE
     assert to_runs[("django_inngest_listener", "run_id")] is models.CASCADE
     assert to_runs[("django_inngest_functionrun", "parent_run_id")] is models.SET_NULL
-    to_events = {(r.table, r.column) for r in retention.references(Event)}
-    assert ("django_inngest_functionrun", "event_id") in to_events
+    to_events = {(r.table, r.column): r.on_delete for r in retention.references(Event)}
+    assert to_events[("django_inngest_functionrun", "event_id")] is models.PROTECT
+
+
+def test_flow_control_rows_follow_their_on_delete() -> None:
+    from django_inngest.models import RunEvent, SkippedRun
+
+    # A batched run still running holds every event of its batch, old or not.
+    held = event_at(OLD)
+    batch = run_at(OLD, status=RunStatus.RUNNING)
+    RunEvent.objects.create(run=batch, event=batch.event, position=0)
+    RunEvent.objects.create(run=batch, event=held, position=1)
+    # An old batched run that ended goes with its list; then its events are free.
+    done = run_at(OLD)
+    done_second = event_at(OLD)
+    RunEvent.objects.create(run=done, event=done.event, position=0)
+    RunEvent.objects.create(run=done, event=done_second, position=1)
+    # The log of a skipped run goes with its event.
+    skipped = event_at(OLD)
+    SkippedRun.objects.create(
+        event=skipped, function=make_registration(), reason="rate_limited", created_at=OLD
+    )
+    retention.Pruner().prune(NOW - timedelta(days=30))
+    assert exists(held) and exists(batch) and RunEvent.objects.filter(run=batch).count() == 2
+    assert not exists(done) and not RunEvent.objects.filter(run_id=done.pk).exists()
+    assert not exists(done_second) and not exists(skipped)
+    assert not SkippedRun.objects.exists()
 
 
 # -- the command ----------------------------------------------------------------------------

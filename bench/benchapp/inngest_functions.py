@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django_inngest import Cancel, Context, Inngest, TriggerEvent
+from django_inngest import (
+    Batch,
+    Cancel,
+    Concurrency,
+    Context,
+    Debounce,
+    Inngest,
+    Throttle,
+    TriggerCron,
+    TriggerEvent,
+)
 
 bench_client = Inngest(app_id="bench")
 
@@ -81,3 +91,89 @@ def importer(ctx: Context) -> str:
     """cancel_match.py inserts this function's runs and cancel listeners directly."""
     ctx.step.sleep("wait", timedelta(hours=1))
     return "imported"
+
+
+# -- flow control (bench/flow.py) ----------------------------------------------------------------
+FLOW_WIDE = "bench-flow-wide"
+FLOW_KEYED = "bench-flow-keyed"
+FLOW_TIGHT = "bench-flow-tight"
+FLOW_DEBOUNCED = "bench-flow-debounced"
+FLOW_BATCHED = "bench-flow-batched"
+FLOW_THROTTLED = "bench-flow-throttled"
+FLOW_CRON = "bench-flow-cron"
+
+
+def _ten_steps(ctx: Context) -> int:
+    return sum(ctx.step.run(f"step-{i}", _noop, i) for i in range(10))
+
+
+@bench_client.create_function(
+    fn_id="flow-wide",
+    trigger=TriggerEvent(event="bench/flow.wide"),
+    concurrency=[Concurrency(limit=100)],  # above what 2 workers x 4 threads can execute
+)
+def flow_wide(ctx: Context) -> int:
+    return _ten_steps(ctx)
+
+
+@bench_client.create_function(
+    fn_id="flow-keyed",
+    trigger=TriggerEvent(event="bench/flow.keyed"),
+    concurrency=[Concurrency(limit=1, key="event.data.key")],
+)
+def flow_keyed(ctx: Context) -> int:
+    return _ten_steps(ctx)
+
+
+def _timed_step(path: str, run_id: str, i: int) -> int:
+    import os
+    import time
+
+    with open(path, "a") as marks:
+        marks.write(f"{run_id} {i} start {time.time():.6f}\n")
+    time.sleep(0.005)
+    with open(path, "a") as marks:
+        marks.write(f"{run_id} {i} end {time.time():.6f}\n")
+    return os.getpid()
+
+
+@bench_client.create_function(
+    fn_id="flow-tight",
+    trigger=TriggerEvent(event="bench/flow.tight"),
+    concurrency=[Concurrency(limit=3)],
+)
+def flow_tight(ctx: Context) -> None:
+    for i in range(5):
+        ctx.step.run(f"step-{i}", _timed_step, ctx.event.data["path"], ctx.run_id, i)
+
+
+@bench_client.create_function(
+    fn_id="flow-debounced",
+    trigger=TriggerEvent(event="bench/flow.debounce"),
+    debounce=Debounce(period=timedelta(seconds=1), key="event.data.key"),
+)
+def flow_debounced(ctx: Context) -> None:
+    return None
+
+
+@bench_client.create_function(
+    fn_id="flow-batched",
+    trigger=TriggerEvent(event="bench/flow.batch"),
+    batch_events=Batch(max_size=100, timeout=timedelta(hours=1), key="event.data.key"),
+)
+def flow_batched(ctx: Context) -> int:
+    return len(ctx.events)
+
+
+@bench_client.create_function(
+    fn_id="flow-throttled",
+    trigger=TriggerEvent(event="bench/flow.throttle"),
+    throttle=Throttle(limit=5, period=timedelta(seconds=1), burst=0),
+)
+def flow_throttled(ctx: Context) -> None:
+    return None
+
+
+@bench_client.create_function(fn_id="flow-cron", trigger=TriggerCron(cron="0 0 1 1 *"))
+def flow_cron(ctx: Context) -> None:
+    return None

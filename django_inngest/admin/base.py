@@ -98,6 +98,9 @@ def run_status(run: FunctionRun) -> SafeString:
 
 
 def waiting_text(run: FunctionRun) -> str:
+    flow_reason = run.waiting_reason()  # flow control: concurrency, throttle, debounce, ...
+    if flow_reason:
+        return flow_reason
     if run.status != RunStatus.RUNNING or not run.wait_kind:
         return ""
     until = iso(run.ready_at) if run.ready_at else ""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
@@ -12,15 +10,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy
 
-from django_inngest.admin.base import (
-    EMPTY,
-    ReadOnlyAdmin,
-    html_list,
-    moment,
-    pretty_json,
-    status_badge,
-)
-from django_inngest.models import Event, FunctionRun, Listener, StepRun
+from django_inngest.admin.base import EMPTY, ReadOnlyAdmin, moment, pretty_json, status_badge
+from django_inngest.admin.event_links import EventLinksMixin
+from django_inngest.models import Event, FunctionRun, Listener, SkippedRun
 from django_inngest.payload_search import (
     PayloadSearchError,
     looks_like_payload_search,
@@ -30,12 +22,10 @@ from django_inngest.payload_search import (
 
 #: The event page lists at most this many runs (fan-out can be large); the rest are linked.
 MAX_RUNS_SHOWN = 100
-#: System events (``inngest/function.finished``, ``.failed``, ``.cancelled``) are about a run.
-SYSTEM_PREFIX = "inngest/function."
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(EventLinksMixin, ReadOnlyAdmin):
     list_display = (
         "name",
         "internal_id",
@@ -52,7 +42,7 @@ class EventAdmin(ReadOnlyAdmin):
     )
     date_hierarchy = "received_at"
     ordering = ("-received_at",)
-    base_fieldsets = (
+    fieldsets = (
         (
             None,
             {
@@ -68,7 +58,10 @@ class EventAdmin(ReadOnlyAdmin):
             },
         ),
         (gettext_lazy("Payload"), {"fields": ("data_display", "user_display")}),
-        (gettext_lazy("Runs started by this event"), {"fields": ("runs_display",)}),
+        (
+            gettext_lazy("Runs started by this event"),
+            {"fields": ("runs_display", "skipped_display")},
+        ),
     )
     readonly_fields = (
         "internal_id",
@@ -76,65 +69,8 @@ class EventAdmin(ReadOnlyAdmin):
         "data_display",
         "user_display",
         "runs_display",
-        "links_display",
+        "skipped_display",
     )
-
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        fieldsets: list[Any] = list(self.base_fieldsets)
-        if obj is not None and self._links(obj):
-            fieldsets.insert(1, (gettext_lazy("Related runs"), {"fields": ("links_display",)}))
-        return fieldsets
-
-    def _links(self, event: Event) -> list[tuple[str, list[SafeString]]]:
-        """What this event did besides starting runs, and which run a system event is about;
-        computed once per page (the admin asks for the fieldsets several times)."""
-        cached: list[tuple[str, list[SafeString]]] | None = getattr(event, "_inngest_links", None)
-        if cached is not None:
-            return cached
-        links: list[tuple[str, list[SafeString]]] = []
-        about = event.data.get("run_id") if event.name.startswith(SYSTEM_PREFIX) else None
-        if isinstance(about, str):
-            run = FunctionRun.objects.filter(pk=about).first()
-            if run is not None:
-                links.append((str(gettext_lazy("about run")), [self._run_item(run)]))
-        cancelled = FunctionRun.objects.filter(cancel_event_id=event.pk).order_by("created_at")
-        if items := [self._run_item(run) for run in cancelled[:MAX_RUNS_SHOWN]]:
-            links.append((str(gettext_lazy("runs it cancelled")), items))
-        resumed = (
-            StepRun.objects.filter(matched_event_id=event.pk)
-            .select_related("run")
-            .order_by("started_at")[:MAX_RUNS_SHOWN]
-        )
-        if items := [
-            format_html("{} <code>{}</code>", self._run_item(step.run), step.step_id)
-            for step in resumed
-        ]:
-            links.append((str(gettext_lazy("waits it resumed")), items))
-        event._inngest_links = links  # type: ignore[attr-defined]
-        return links
-
-    def _run_item(self, run: FunctionRun) -> SafeString:
-        return format_html(
-            '<a href="{}">{}</a> {} <small>{}</small>',
-            self.url_for(run),
-            run.run_id,
-            status_badge(run.status, run.get_status_display()),
-            run.function_id,
-        )
-
-    @admin.display(description=gettext_lazy("links"))
-    def links_display(self, event: Event) -> SafeString | str:
-        links = self._links(event)
-        if not links:
-            return EMPTY
-        return format_html(
-            '<dl class="inngest-event-links">{}</dl>',
-            format_html_join(
-                "",
-                "<dt>{}</dt><dd>{}</dd>",
-                ((label, html_list(list(items))) for label, items in links),
-            ),
-        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
         # A correlated count per listed row (the FK index answers it), not a GROUP BY over the
@@ -146,7 +82,18 @@ class EventAdmin(ReadOnlyAdmin):
             .annotate(n=Count("pk"))
             .values("n")
         )
-        return super().get_queryset(request).annotate(run_count=Subquery(started))
+        skipped = (
+            SkippedRun.objects.filter(event=OuterRef("pk"))
+            .order_by()
+            .values("event")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(run_count=Subquery(started), skip_count=Subquery(skipped))
+        )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
@@ -166,12 +113,29 @@ class EventAdmin(ReadOnlyAdmin):
         return moment(event.received_at)
 
     @admin.display(description=gettext_lazy("runs started"))
-    def runs_started(self, event: Event) -> SafeString | int:
+    def runs_started(self, event: Event) -> SafeString | int | str:
         count = getattr(event, "run_count", None) or 0
         if not count:
-            return 0
+            skipped = getattr(event, "skip_count", None) or 0
+            return gettext_lazy("0, %(n)s skipped") % {"n": skipped} if skipped else 0
         changelist = reverse("admin:django_inngest_functionrun_changelist")
         return format_html('<a href="{}?q={}">{}</a>', changelist, event.internal_id, count)
+
+    @admin.display(description=gettext_lazy("skipped"))
+    def skipped_display(self, event: Event) -> SafeString | str:
+        """Functions this event triggered that started no run: rate limit, idempotency,
+        singleton."""
+        skips = list(event.skipped_runs.order_by("created_at"))
+        if not skips:
+            return EMPTY
+        return format_html(
+            '<ul class="inngest-list">{}</ul>',
+            format_html_join(
+                "",
+                "<li><code>{}</code>: {}</li>",
+                ((skip.function_id, skip.get_reason_display()) for skip in skips),
+            ),
+        )
 
     @admin.display(description=gettext_lazy("data"))
     def data_display(self, event: Event) -> SafeString | str:

@@ -14,7 +14,13 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy
 
 from django_inngest.admin.base import EMPTY, STATUS_CSS, ReadOnlyAdmin, moment, pretty_json
-from django_inngest.models import FunctionRegistration, RunStatus
+from django_inngest.definitions import TriggerCron
+from django_inngest.flow_config import CONFIG_KEYS
+from django_inngest.models import CronSchedule, FunctionRegistration, RunStatus
+from django_inngest.timefmt import iso
+
+#: The registration keys of flow-control options (``FlowOptions.to_config``).
+FLOW_KEYS = tuple(CONFIG_KEYS.values())
 
 
 def count_field(status: str) -> str:
@@ -69,8 +75,10 @@ class FunctionRegistrationAdmin(ReadOnlyAdmin):
             {
                 "fields": (
                     "triggers_display",
+                    "schedule_display",
                     "cancel_display",
                     "retries_display",
+                    "flow_display",
                 )
             },
         ),
@@ -86,6 +94,8 @@ class FunctionRegistrationAdmin(ReadOnlyAdmin):
         "triggers_display",
         "cancel_display",
         "retries_display",
+        "flow_display",
+        "schedule_display",
         "config_display",
     )
 
@@ -185,6 +195,28 @@ class FunctionRegistrationAdmin(ReadOnlyAdmin):
         steps = function.config.get("steps") or {}
         attempts = (steps.get("step") or {}).get("retries", {}).get("attempts")
         return EMPTY if attempts is None else attempts
+
+    @admin.display(description=gettext_lazy("flow control"))
+    def flow_display(self, function: FunctionRegistration) -> SafeString | str:
+        options = {k: v for k, v in function.config.items() if k in FLOW_KEYS}
+        return pretty_json(options) if options else EMPTY
+
+    @admin.display(description=gettext_lazy("next cron ticks"))
+    def schedule_display(self, function: FunctionRegistration) -> SafeString | str:
+        rows = []
+        for schedule in CronSchedule.objects.filter(function=function):
+            ticks = [schedule.next_tick_at]
+            parsed = TriggerCron(cron=schedule.cron).schedule
+            for _ in range(2):
+                following = parsed.next_after(ticks[-1])
+                if following is None:
+                    break
+                ticks.append(following)
+            rows.append((schedule.cron, ", ".join(iso(t) for t in ticks)))
+        if not rows:
+            return EMPTY
+        items = format_html_join("", "<li><code>{}</code>: {}</li>", rows)
+        return format_html('<ul class="inngest-list">{}</ul>', items)
 
     @admin.display(description=gettext_lazy("configuration"))
     def config_display(self, function: FunctionRegistration) -> SafeString | str:

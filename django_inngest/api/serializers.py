@@ -147,6 +147,15 @@ class RunSerializer(serializers.Serializer[FunctionRun]):
     parent_run_id = serializers.CharField(
         read_only=True, allow_null=True, help_text="Set on runs started by `step.invoke`."
     )
+    waiting = serializers.SerializerMethodField(
+        help_text="Why an active run is held back by flow control, e.g. "
+        "'waiting for a concurrency slot (key acme)', 'throttled until ...', "
+        "'debouncing until ...', 'batching (3 of 5) until ...', 'scheduled for ...'; else null."
+    )
+    cron = NullableText(help_text="The cron expression of a run a schedule started.")
+
+    def get_waiting(self, instance: FunctionRun) -> str | None:
+        return instance.waiting_reason() or None
 
     def to_representation(self, instance: FunctionRun) -> dict[str, Any]:
         data = super().to_representation(instance)

@@ -223,3 +223,20 @@ def cancel_runs(
         else:
             outcome["cancelled" if result.cancelled else "already_cancelled"].append(run_id)
     return outcome
+
+
+def cancel_overdue(now: datetime, limit: int = 100) -> int:
+    """Cancel active runs past a start or finish timeout (``Timeouts``), through this one
+    service: source "timeout", and ``inngest/function.cancelled`` as for every cancel."""
+    count = 0
+    for run in FunctionRun.objects.overdue(now).order_by("created_at")[:limit]:
+        late_start = run.started_at is None and run.start_by is not None and run.start_by < now
+        which = "start" if late_start else "finish"
+        try:
+            result = cancel_run(
+                run.run_id, source=CancelSource.TIMEOUT, reason=f"timeouts.{which} passed"
+            )
+        except RunAlreadyEndedError:
+            continue  # it ended as the timeout passed
+        count += int(result.cancelled)
+    return count

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from django_inngest import database, executor
 from django_inngest.conf import settings
-from django_inngest.engine import cancellation
+from django_inngest.engine import cancellation, gates
 from django_inngest.engine.control import Abandon, Planned, StepOp, Suspend
 from django_inngest.exceptions import StepError
 from django_inngest.function import Function
@@ -165,6 +165,8 @@ class Invocation:
                 then()
             if dispatch:
                 executor.dispatch_on_commit([self.run.run_id])
+            if self.run.gated:
+                gates.release([self.run])  # a paused run holds no concurrency slot
         raise Suspend()
 
     # -- cancellation and the budget ----------------------------------------------------------

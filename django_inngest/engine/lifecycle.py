@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Unpack
 
 from django_inngest import database, signals
-from django_inngest.engine import emit, system_events, wakeups
+from django_inngest.engine import emit, gates, system_events, wakeups
 from django_inngest.models import EndDetails, FunctionRun, Listener, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def after_runs_ended(runs: list[FunctionRun], *, with_listeners: list[str]) -> N
     payloads = [p for run in runs for p in system_events.terminal_events(run)]
     if payloads:
         emit.send(payloads, system=True)
+    gates.release([run for run in runs if run.gated])
     for run in runs:
         if run.parent_run_id:
             wakeups.resolve_invoke(run.parent_run_id, run.parent_step_id, run)

@@ -13,12 +13,13 @@ event API:
   ``function_cancelled`` signal has not been delivered yet (the outbox) is kept until it is.
 * events: walked in primary-key order (ULIDs, so the key range below the cutoff's ULID is
   exactly the old events), ``BATCH_EVENTS`` at a time, deleting those that no run, wait or
-  batch still points at. The check and the delete are one statement.
+  batch still points at (the DELETE checks it again).
 
 Every table with a foreign key to events or runs is found from the models, so tables that
-other parts of the app add later are respected without changes here: a row pointing at an
-event keeps it; a row pointing at a run is deleted with it (``CASCADE``), unlinked from it
-(``SET_NULL``), or keeps it (anything else).
+other parts of the app add later are respected without changes here. A row pointing at a run
+or an event follows its ``on_delete``: deleted with it (``CASCADE``: steps, listeners, a batch's
+list of events, the log of skipped runs), unlinked from it (``SET_NULL``: invoked children), or
+else it keeps it (``PROTECT``: the runs an event started, the events a batch holds).
 """
 
 from __future__ import annotations
@@ -149,19 +150,10 @@ def prune_runs_batch(cutoff: datetime, limit: int = BATCH_RUNS) -> Pruned:
         if not ids:
             return pruned
         marks = ", ".join(["%s"] * len(ids))
-        for ref in references(FunctionRun):
-            where = f"{_quote(ref.column)} IN ({marks})"
-            if ref.on_delete is models.SET_NULL:
-                statement = f"UPDATE {_quote(ref.table)} SET {_quote(ref.column)} = NULL"
-            elif ref.on_delete is models.CASCADE:
-                statement = f"DELETE FROM {_quote(ref.table)}"
-            else:
-                continue  # the SELECT kept runs that such rows point at
-            cursor.execute(f"{statement} WHERE {where}", ids)
-            if ref.table == StepRun._meta.db_table:
-                pruned.steps += cursor.rowcount
-            elif ref.table != FunctionRun._meta.db_table:
-                pruned.related += max(cursor.rowcount, 0)
+        touched = _follow(cursor, references(FunctionRun), ids, marks)
+        pruned.steps = touched.pop(StepRun._meta.db_table, 0)
+        touched.pop(FunctionRun._meta.db_table, None)  # invoked children, unlinked
+        pruned.related = sum(touched.values())
         runs = _quote(FunctionRun._meta.db_table)
         cursor.execute(f"DELETE FROM {runs} WHERE {_quote('run_id')} IN ({marks})", ids)
         pruned.runs = cursor.rowcount
@@ -171,44 +163,71 @@ def prune_runs_batch(cutoff: datetime, limit: int = BATCH_RUNS) -> Pruned:
 # -- events ---------------------------------------------------------------------------------
 
 
-def _events_sql() -> tuple[str, str]:
+def _events_sql() -> tuple[str, str, str]:
     events = _quote(Event._meta.db_table)
     key = _quote("internal_id")
+    keeping = [r for r in references(Event) if r.on_delete not in _FOLLOWED]
     scan = (
         f"SELECT {key} FROM {events} WHERE {key} > %s AND {key} < %s "
         f"AND {_quote('received_at')} < %s ORDER BY {key} LIMIT %s"
     )
-    delete = (
-        f"DELETE FROM {events} WHERE {key} IN ({{marks}})"
-        f"{_not_referenced(references(Event), events, 'internal_id')}"
+    free = f"SELECT {key} FROM {events} WHERE {key} IN ({{marks}})" + _not_referenced(
+        keeping, events, "internal_id"
     )
-    return scan, delete
+    # The check again in the DELETE itself: a reference added since costs nothing but a skip.
+    delete = f"DELETE FROM {events} WHERE {key} IN ({{marks}})" + _not_referenced(
+        keeping, events, "internal_id"
+    )
+    return scan, free, delete
 
 
 def prune_events_batch(
-    cutoff: datetime, after: str = "", limit: int = BATCH_EVENTS
+    cutoff: datetime, after: str = "", limit: int | None = None
 ) -> tuple[int, str | None]:
     """Examine up to ``limit`` events received before ``cutoff`` whose ID is after ``after``,
-    and delete those nothing points at. Returns (deleted, where to continue; None at the end).
-    """
+    and delete those nothing keeps (rows that only log something about an event, ``CASCADE``,
+    go with it). Returns (deleted, where to continue; None at the end)."""
+    limit = limit or BATCH_EVENTS
     # Below this ULID every key was minted before the cutoff: a primary-key range scan.
     bound = seeded_ulid(int(cutoff.timestamp() * 1000), 0)
-    scan, delete = _events_sql()
+    scan, free, delete = _events_sql()
     connection = database.connection()
     try:
         with database.atomic(), connection.cursor() as cursor:
             cursor.execute(scan, [after, bound, cutoff, limit])
-            ids = [row[0] for row in cursor.fetchall()]
-            if not ids:
+            scanned = [row[0] for row in cursor.fetchall()]
+            if not scanned:
                 return 0, None
-            cursor.execute(delete.format(marks=", ".join(["%s"] * len(ids))), ids)
-            deleted = cursor.rowcount
+            cursor.execute(free.format(marks=", ".join(["%s"] * len(scanned))), scanned)
+            ids = [row[0] for row in cursor.fetchall()]
+            deleted = 0
+            if ids:
+                marks = ", ".join(["%s"] * len(ids))
+                _follow(cursor, references(Event), ids, marks)
+                cursor.execute(delete.format(marks=marks), ids)
+                deleted = cursor.rowcount
     except IntegrityError:
         # A run was created for one of them (a rerun) between our check and our delete: leave
         # this batch for the next pass, which will see the run.
         logger.info("Event pruning raced a new reference; retrying later")
         return 0, after
-    return deleted, (ids[-1] if len(ids) == limit else None)
+    return deleted, (scanned[-1] if len(scanned) == limit else None)
+
+
+def _follow(cursor: Any, refs: list[Reference], ids: list[str], marks: str) -> dict[str, int]:
+    """Apply each reference's ``on_delete`` to the rows pointing at ``ids``: delete them
+    (``CASCADE``) or unlink them (``SET_NULL``). Returns the rows touched per table."""
+    touched: dict[str, int] = {}
+    for ref in refs:
+        if ref.on_delete is models.SET_NULL:
+            statement = f"UPDATE {_quote(ref.table)} SET {_quote(ref.column)} = NULL"
+        elif ref.on_delete is models.CASCADE:
+            statement = f"DELETE FROM {_quote(ref.table)}"
+        else:
+            continue  # such rows keep what they point at: the caller left those out
+        cursor.execute(f"{statement} WHERE {_quote(ref.column)} IN ({marks})", ids)
+        touched[ref.table] = touched.get(ref.table, 0) + max(cursor.rowcount, 0)
+    return touched
 
 
 # -- passes ---------------------------------------------------------------------------------
@@ -317,7 +336,11 @@ def count_prunable(cutoff: datetime) -> Pruned:
         )
         counted.steps = int(cursor.fetchone()[0])
         # An event whose runs would all be pruned is free too.
-        others = [r for r in references(Event) if r.table != FunctionRun._meta.db_table]
+        others = [
+            r
+            for r in references(Event)
+            if r.table != FunctionRun._meta.db_table and r.on_delete not in _FOLLOWED
+        ]
         cursor.execute(
             f"SELECT COUNT(*) FROM {events} WHERE {_quote('received_at')} < %s "
             f"AND NOT EXISTS (SELECT 1 FROM {runs} kept WHERE kept.{_quote('event_id')} = "

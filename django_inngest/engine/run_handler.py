@@ -48,11 +48,15 @@ def take_turn(claimed: Claim, owner: str, completions: Completions) -> str:
     return _call_handler(inv, completions)
 
 
-def context_for(inv: Invocation) -> Context:
-    trigger = inv.trigger
-    event = EventValue(
-        **{k: v for k, v in trigger.items() if k in ("name", "data", "id", "ts", "user", "v")}
+def _event_value(payload: dict[str, Any]) -> EventValue:
+    return EventValue(
+        **{k: v for k, v in payload.items() if k in ("name", "data", "id", "ts", "user", "v")}
     )
+
+
+def context_for(inv: Invocation) -> Context:
+    events = [_event_value(p) for p in inv.run.trigger_payloads()]
+    event = events[0]
     base = logging.getLogger(f"django_inngest.functions.{inv.function.id}")
     fn_logger = FunctionLogger(
         base, {"run_id": inv.run.run_id, "function_id": inv.function.id}, lambda: inv.replaying
@@ -61,7 +65,7 @@ def context_for(inv: Invocation) -> Context:
     return Context(
         attempt=inv.run.attempt,
         event=event,
-        events=[event],
+        events=events,
         group=Group(inv),
         logger=fn_logger,
         run_id=inv.run.run_id,

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from django_inngest.conf import settings
 from django_inngest.database import atomic as database_atomic
-from django_inngest.engine import emit, retries
+from django_inngest.engine import emit, gates, retries
 from django_inngest.engine.control import (
     WORKER_LOST,
     InvokeOp,
@@ -276,7 +276,10 @@ def _run_planned(inv: Invocation, planned: list[Planned]) -> None:
         with (
             lease_keeper.watch(inv.run.run_id, inv.owner),
             ThreadPoolExecutor(
-                max_workers=min(len(attempts), MAX_PARALLEL_THREADS),
+                # A run under a concurrency limit holds one slot: its steps run one at a time.
+                max_workers=1
+                if gates.concurrency_keys(inv.run)
+                else min(len(attempts), MAX_PARALLEL_THREADS),
                 thread_name_prefix="inngest-step",
             ) as pool,
         ):

@@ -28,10 +28,10 @@ def system_event(
 
 
 def base_data(run: FunctionRun) -> dict[str, Any]:
-    trigger = run.event.as_payload()
+    events = run.trigger_payloads()
     return {
-        "event": trigger,
-        "events": [trigger],
+        "event": events[0],
+        "events": events,
         "function_id": run.function_id,
         "run_id": run.run_id,
     }

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from django_inngest import database, executor
 from django_inngest.conf import settings
+from django_inngest.engine import gates
 from django_inngest.engine.completions import Completions
 from django_inngest.engine.leases import lease_keeper
 from django_inngest.engine.run_handler import take_turn
@@ -72,7 +73,7 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
         any_started.set()
         try:
             claimed = new.get(run_id) or FunctionRun.objects.claim_again(
-                run_id, owner, timezone.now(), lease
+                run_id, owner, timezone.now(), lease, admit=gates.admit
             )
             outcomes[run_id] = (
                 "skipped" if claimed is None else take_turn(claimed, owner, completions)
@@ -103,11 +104,17 @@ def advance_many(run_ids: Sequence[str]) -> dict[str, str]:
 
 
 def _claim_new(ids: list[str], owner: str, lease: timedelta) -> dict[str, Claim]:
-    """One UPDATE and one SELECT for the batch's never-claimed runs."""
-    if not FunctionRun.objects.claim_new(ids, owner, timezone.now(), lease):
-        return {}
-    claimed = FunctionRun.objects.loaded().filter(pk__in=ids, lease_owner=owner)
-    return {run.run_id: Claim(run, recovered=False, first=True) for run in claimed}
+    """The batch's never-claimed runs: plain ones with one UPDATE and one SELECT, gated ones
+    admitted together through their limits (``gates.admit_new``)."""
+    now = timezone.now()
+    claims: dict[str, Claim] = {}
+    if FunctionRun.objects.claim_new(ids, owner, now, lease):
+        claimed = FunctionRun.objects.loaded().filter(pk__in=ids, lease_owner=owner)
+        claims = {run.run_id: Claim(run, recovered=False, first=True) for run in claimed}
+    rest = [run_id for run_id in ids if run_id not in claims]
+    if rest:
+        claims.update(gates.admit_new(rest, owner, now, lease))
+    return claims
 
 
 def _hand_back(run_ids: list[str], owner: str) -> None:

@@ -18,16 +18,18 @@ dicts: each ``event.a.b`` path is walked in Python and only the value it reaches
 
 from __future__ import annotations
 
-from django_inngest.expressions.compiler import _program, evaluate, validate
+from django_inngest.expressions.compiler import NoValue, _program, evaluate, validate, value_of
 from django_inngest.expressions.residual import equality_predicate, interpolate
 from django_inngest.expressions.semantics import MISSING, ROOT_VARIABLES
 
 __all__ = [
     "MISSING",
     "ROOT_VARIABLES",
+    "NoValue",
     "_program",
     "equality_predicate",
     "evaluate",
     "interpolate",
     "validate",
+    "value_of",
 ]

@@ -260,3 +260,49 @@ def evaluate(
         reason = value.args[0] if isinstance(value, CELEvalError) else f"non-boolean {value!r}"
         logger.warning("Expression %r evaluated to an error: %s", expression, reason)
     return False
+
+
+def _python(value: Any) -> Any:
+    """A CEL result as plain Python (JSON-like) data."""
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, celtypes.IntType | celtypes.UintType):
+        return int(value)
+    if isinstance(value, celtypes.DoubleType):
+        return float(value)
+    if isinstance(value, celtypes.StringType):
+        return str(value)
+    if isinstance(value, celtypes.BytesType):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, celtypes.ListType):
+        return [_python(item) for item in value]
+    if isinstance(value, celtypes.MapType):
+        return {str(_python(k)): _python(v) for k, v in value.items()}
+    if value is None or isinstance(value, celtypes.NullType):
+        return None
+    return value
+
+
+class NoValue(Exception):
+    """A value expression failed or reached a missing field (``reason`` says which)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def value_of(expression: str, *, event: Mapping[str, Any]) -> Any:
+    """Evaluate a value expression over ``event`` (a flow-control key, ``priority.run``).
+    Returns plain Python data; raises ``NoValue`` when it errs or reaches a missing field, and
+    ``ExpressionError`` when it does not compile."""
+    try:
+        value = _run(expression, event, MISSING)
+    except ExpressionError:
+        raise
+    except Exception as exc:
+        raise NoValue(f"{type(exc).__name__}: {exc}") from None
+    if value is MISSING:
+        raise NoValue("it reached a field the event does not have")
+    if isinstance(value, CELEvalError):
+        raise NoValue(str(value.args[0] if value.args else value))
+    return _python(value)

@@ -7,6 +7,7 @@ see ``models.listeners``); only candidates get a CEL evaluation.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -65,3 +66,11 @@ def matching_listeners(event: Event, now: datetime) -> list[Listener]:
     payload = event.as_payload()
     keys = set(matching.event_keys(payload))
     return [c for c in candidates(event, payload, now) if c.accepts(keys, payload)]
+
+
+def supersede(run_id: str, reason: str) -> None:
+    """Cancel an active singleton run that a new run of its key replaces (``Singleton(mode=
+    "cancel")``), through the one cancel service: source "singleton", and
+    ``inngest/function.cancelled`` as for every cancel."""
+    with contextlib.suppress(cancellation.RunAlreadyEndedError, cancellation.RunNotFoundError):
+        cancellation.cancel_run(run_id, source=CancelSource.SINGLETON, reason=reason)

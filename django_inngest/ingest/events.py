@@ -60,7 +60,7 @@ def send_events(
         events = store_events(fields, now, ids=ids, skip=retried, dedupe=dedupe)
         live = [e for e in events if not e.is_duplicate and e.pk not in retried]
         payloads = [event.as_payload() for event in live]
-        runs.start_triggered_runs(live, payloads, now)
+        runs.start_triggered_runs(live, payloads, now, delivery.supersede)
         delivery.deliver(live, payloads, now)
     return [e.internal_id for e in events]
 

@@ -9,14 +9,23 @@ from django_inngest.models.choices import (
     CancelSource,
     ListenerKind,
     RunStatus,
+    SkipReason,
     StepKind,
     StepStatus,
     WaitKind,
 )
 from django_inngest.models.events import DedupeKey, Event
+from django_inngest.models.flow import (
+    ConcurrencySlot,
+    CronSchedule,
+    FlowLimit,
+    RunEvent,
+    SkippedRun,
+)
 from django_inngest.models.functions import FunctionRegistration
 from django_inngest.models.listeners import Listener
-from django_inngest.models.runs import Claim, Completion, EndDetails, FunctionRun, ended_values
+from django_inngest.models.run_transitions import Claim, Completion, EndDetails, ended_values
+from django_inngest.models.runs import FunctionRun
 from django_inngest.models.steps import StepRun
 
 __all__ = [
@@ -26,14 +35,20 @@ __all__ = [
     "Cancellation",
     "Claim",
     "Completion",
+    "ConcurrencySlot",
+    "CronSchedule",
     "DedupeKey",
     "EndDetails",
     "Event",
+    "FlowLimit",
     "FunctionRegistration",
     "FunctionRun",
     "Listener",
     "ListenerKind",
+    "RunEvent",
     "RunStatus",
+    "SkipReason",
+    "SkippedRun",
     "StepKind",
     "StepRun",
     "StepStatus",

@@ -28,6 +28,11 @@ class WaitKind(models.TextChoices):
     EVENT = "event", _("Waiting for event")
     INVOKE = "invoke", _("Waiting for invoked function")
     RETRY = "retry", _("Waiting to retry")
+    CONCURRENCY = "concurrency", _("Waiting for a concurrency slot")
+    THROTTLE = "throttle", _("Throttled")
+    DEBOUNCE = "debounce", _("Debouncing")
+    BATCH = "batch", _("Batching")
+    SCHEDULED = "scheduled", _("Scheduled")
 
 
 class CancelSource(models.TextChoices):
@@ -61,3 +66,11 @@ class StepKind(models.TextChoices):
 class ListenerKind(models.TextChoices):
     CANCEL = "cancel", _("cancel_on")
     WAIT = "wait", _("wait_for_event")
+
+
+class SkipReason(models.TextChoices):
+    """Why an event started no run of a function it triggered."""
+
+    RATE_LIMITED = "rate_limited", _("skipped: rate limited")
+    IDEMPOTENCY = "idempotency", _("skipped: idempotency")
+    SINGLETON = "singleton", _("skipped: singleton run active")

@@ -1,27 +1,15 @@
-"""Runs, and the one owner of every change to a run's state: ``FunctionRunQuerySet``.
-
-A run's status, lease (``lease_owner``, ``lease_expires_at``) and readiness (``ready_at``,
-``dispatched_at``, ``wait_kind``) are written by the transitions below and nowhere else. Each is
-named for what it means (claim, release, pause, wake, end), and each that a lease holder makes is
-conditional on ``owned_by(owner)``, "still Running under my lease", so that a cancel or a lease
-takeover committed first makes the write a no-op that the caller sees.
-"""
+"""Runs: one row per run of a function. Its state changes belong to
+``run_transitions.FunctionRunQuerySet``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypedDict, Unpack
+from typing import Any
 
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
-from django_inngest import database, sql
 from django_inngest.ids import new_ulid
-from django_inngest.models.cancellations import Cancellation
 from django_inngest.models.choices import (
-    ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     CancelSource,
     RunStatus,
@@ -29,313 +17,7 @@ from django_inngest.models.choices import (
 )
 from django_inngest.models.events import Event
 from django_inngest.models.functions import FunctionRegistration
-
-
-class EndDetails(TypedDict, total=False):
-    """What an ended run records besides its status and time."""
-
-    output: Any
-    error: dict[str, Any] | None
-    cancel_source: str
-    cancel_reason: str
-    cancel_actor: str
-    cancel_event_id: str | None
-    cancellation_id: str | None
-
-
-def ended_values(status: RunStatus, now: datetime, **details: Unpack[EndDetails]) -> dict[str, Any]:
-    """An ended run's columns (by attname): the one definition of what ending writes."""
-    return {
-        "status": status,
-        "ended_at": now,
-        "output": details.get("output") if status == RunStatus.COMPLETED else None,
-        "error": details.get("error"),
-        "ready_at": None,
-        "wait_kind": WaitKind.NONE,
-        "lease_owner": "",
-        "lease_expires_at": None,
-        "cancel_source": details.get("cancel_source", ""),
-        "cancel_reason": details.get("cancel_reason", ""),
-        "cancel_actor": details.get("cancel_actor", ""),
-        "cancel_event_id": details.get("cancel_event_id"),
-        "cancellation_id": details.get("cancellation_id"),
-    }
-
-
-class Claim(NamedTuple):
-    """A run a worker now holds the lease of."""
-
-    run: FunctionRun
-    #: The previous lease expired: its worker died (or lost its connection) mid-run.
-    recovered: bool
-    #: Never claimed before, so the run has no steps yet.
-    first: bool
-
-
-class Completion(NamedTuple):
-    """A returned handler's end, written with others by ``end_completed``."""
-
-    run_id: str
-    owner: str
-    ended_at: datetime
-    output: Any
-
-
-class FunctionRunQuerySet(models.QuerySet["FunctionRun"]):
-    # -- filters ------------------------------------------------------------------------------
-    def active(self) -> FunctionRunQuerySet:
-        return self.filter(status__in=ACTIVE_STATUSES)
-
-    def ended(self) -> FunctionRunQuerySet:
-        return self.filter(status__in=TERMINAL_STATUSES)
-
-    def owned_by(self, owner: str) -> FunctionRunQuerySet:
-        """Still Running under ``owner``'s lease: the condition of every write a worker makes."""
-        return self.filter(status=RunStatus.RUNNING, lease_owner=owner)
-
-    def lease_free(self, now: datetime) -> FunctionRunQuerySet:
-        """No live lease: never claimed, paused, or its worker presumed dead."""
-        return self.filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-
-    def ready(self, now: datetime) -> FunctionRunQuerySet:
-        """Active runs whose time has come."""
-        return self.active().filter(ready_at__lte=now)
-
-    def loaded(self) -> FunctionRunQuerySet:
-        """With the trigger, and whether the function has any bulk cancellation (so that the
-        check before each step costs no query in the usual case of none)."""
-        return self.select_related("event").annotate(
-            has_bulk_cancellations=Exists(
-                Cancellation.objects.filter(function=OuterRef("function"))
-            )
-        )
-
-    def locked(self, run_id: str) -> FunctionRun | None:
-        """The run with its trigger, row-locked until the caller's transaction ends."""
-        return self.select_for_update().select_related("event").filter(pk=run_id).first()
-
-    # -- claiming -----------------------------------------------------------------------------
-    def claim_new(self, run_ids: Sequence[str], owner: str, now: datetime, lease: timedelta) -> int:
-        """Take the leases of those runs that were never claimed, in one conditional UPDATE.
-
-        Atomic on both databases: a concurrent claimer re-checks the WHERE after the row lock
-        and updates nothing, so each run goes to exactly one caller. Returns how many it took.
-        """
-        return self.filter(
-            pk__in=run_ids,
-            status=RunStatus.QUEUED,
-            started_at__isnull=True,
-            lease_owner="",
-            ready_at__lte=now,
-        ).update(
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            status=RunStatus.RUNNING,
-            wait_kind=WaitKind.NONE,
-            started_at=now,
-        )
-
-    def claim_again(self, run_id: str, owner: str, now: datetime, lease: timedelta) -> Claim | None:
-        """Claim a run that was claimed before (resumed from a pause, or whose worker died) if
-        it is ready and no live lease holds it; ``skip_locked`` lets concurrent claimers pass."""
-        with database.atomic():
-            run = (
-                self.loaded()
-                .select_for_update(skip_locked=True, of=("self",))
-                .ready(now)
-                .lease_free(now)
-                .filter(pk=run_id)
-                .first()
-            )
-            if run is None:
-                return None
-            recovered, first = bool(run.lease_owner), run.started_at is None
-            run.lease_owner = owner
-            run.lease_expires_at = now + lease
-            run.status = RunStatus.RUNNING
-            run.wait_kind = WaitKind.NONE
-            run.started_at = run.started_at or now
-            run.save(
-                update_fields=[
-                    "lease_owner",
-                    "lease_expires_at",
-                    "status",
-                    "wait_kind",
-                    "started_at",
-                ]
-            )
-        return Claim(run, recovered, first)
-
-    def release_unstarted(self, run_ids: Sequence[str], owner: str, now: datetime) -> int:
-        """Hand back runs ``owner`` claimed but never started: Queued again, dispatched now."""
-        return (
-            self.filter(pk__in=run_ids, steps__isnull=True)
-            .owned_by(owner)
-            .update(
-                status=RunStatus.QUEUED,
-                lease_owner="",
-                lease_expires_at=None,
-                started_at=None,
-                dispatched_at=now,
-            )
-        )
-
-    def extend_lease(self, run_id: str, owner: str, until: datetime) -> bool:
-        """The heartbeat of a long step. False if the lease was taken over meanwhile."""
-        return bool(self.filter(pk=run_id, lease_owner=owner).update(lease_expires_at=until))
-
-    def lock_owned(self, run_id: str, owner: str) -> bool:
-        """Row-lock our run for the caller's transaction; False if it was cancelled or taken
-        over (only the two columns that decide ownership are read)."""
-        row = (
-            self.select_for_update().filter(pk=run_id).values_list("status", "lease_owner").first()
-        )
-        return row == (RunStatus.RUNNING, owner)
-
-    # -- pausing and waking ---------------------------------------------------------------------
-    def pause(
-        self,
-        run_id: str,
-        owner: str,
-        *,
-        ready_at: datetime | None,
-        wait_kind: WaitKind,
-        dispatched_at: datetime | None = None,
-        attempt: int | None = None,
-    ) -> bool:
-        """Release ``owner``'s lease until ``ready_at`` (None: until something wakes the run).
-
-        Conditional on the lease: False if the run was cancelled or taken over. The UPDATE takes
-        the row lock, so the rest of the caller's transaction (the step row, a listener) commits
-        with it or not at all.
-        """
-        values: dict[str, Any] = {
-            "ready_at": ready_at,
-            "wait_kind": wait_kind,
-            "lease_owner": "",
-            "lease_expires_at": None,
-        }
-        if dispatched_at is not None:
-            values["dispatched_at"] = dispatched_at
-        if attempt is not None:
-            values["attempt"] = attempt
-        return bool(self.filter(pk=run_id).owned_by(owner).update(**values))
-
-    def wake(self, run_id: str, now: datetime) -> bool:
-        """Make a paused run ready now (a matching event, a finished child); False if ended."""
-        return bool(self.active().filter(pk=run_id).update(ready_at=now, dispatched_at=now))
-
-    def charge_attempt(self, run_id: str, owner: str, attempt: int) -> bool:
-        """Record that the run's handler (not a step) used an attempt: a crash outside steps."""
-        return bool(self.filter(pk=run_id).owned_by(owner).update(attempt=attempt))
-
-    def take_due(self, now: datetime, redispatch_after: timedelta, limit: int) -> list[str]:
-        """Runs whose time has come, that no live worker holds, and that were not dispatched
-        since (a sleep ended, a timeout passed, a retry is due, a task was lost, a worker died).
-        Marks them dispatched and returns their IDs; ``skip_locked`` lets several pollers share.
-        """
-        stale = now - redispatch_after
-        not_recently_dispatched = (
-            Q(dispatched_at__isnull=True)
-            | Q(dispatched_at__lt=stale)
-            | Q(dispatched_at__lt=F("ready_at"))
-            | Q(lease_expires_at__lt=now)
-        )
-        with database.atomic():
-            ids = list(
-                self.select_for_update(skip_locked=True)
-                .ready(now)
-                .lease_free(now)
-                .filter(not_recently_dispatched)
-                .order_by("ready_at")
-                .values_list("run_id", flat=True)[:limit]
-            )
-            if ids:
-                self.filter(pk__in=ids).update(dispatched_at=now)
-        return ids
-
-    # -- ending ---------------------------------------------------------------------------------
-    def end(
-        self, run: FunctionRun, status: RunStatus, now: datetime, **details: Unpack[EndDetails]
-    ) -> None:
-        """Write a run's end. The caller holds the run's row lock and has checked it is active,
-        so when completion and cancellation race exactly one of them gets here."""
-        values = ended_values(status, now, **details)
-        for name, value in values.items():
-            setattr(run, name, value)
-        self.filter(pk=run.pk).update(**values)
-
-    def end_completed(self, done: Sequence[Completion], now: datetime) -> set[str]:
-        """Complete many runs in one statement, each only while it is Running under its own
-        owner's lease. Returns the runs written."""
-        if not done:
-            return set()
-        same = {
-            name: value
-            for name, value in ended_values(RunStatus.COMPLETED, now).items()
-            if name not in ("ended_at", "output")
-        }
-        return _complete_if_owned(done, same)
-
-    def mark_cancel_signal_sent(self, run_id: str) -> bool:
-        """The outbox flag of ``function_cancelled``: True for the one caller that sets it."""
-        return bool(
-            self.filter(pk=run_id, cancelled_signal_sent=False).update(cancelled_signal_sent=True)
-        )
-
-
-_complete_sql_cache: dict[tuple[str, int, tuple[str, ...]], str] = {}
-
-
-def _complete_sql(vendor: str, rows: int, same: tuple[str, ...]) -> str:
-    key = (vendor, rows, same)
-    if key in _complete_sql_cache:
-        return _complete_sql_cache[key]
-    connection = database.connection()
-
-    def q(name: str | None) -> str:
-        return sql.quote(connection, name)
-
-    fields = {f.attname: f for f in FunctionRun._meta.concrete_fields}
-    table = q(FunctionRun._meta.db_table)
-    # PostgreSQL types a VALUES list from its literals: say what the two columns are.
-    ended, output = ("%s::timestamptz", "%s::jsonb") if vendor == "postgresql" else ("%s", "%s")
-    values = ", ".join([f"(%s, %s, {ended}, {output})"] * rows)
-    assignments = ", ".join(
-        [f"{q('ended_at')} = done.ended_at", f"{q('output')} = done.output"]
-        + [f"{q(fields[name].column)} = %s" for name in same]
-    )
-    statement = (
-        f"WITH done (run_id, owner, ended_at, output) AS (VALUES {values}) "
-        f"UPDATE {table} SET {assignments} FROM done "
-        f"WHERE {table}.{q('run_id')} = done.run_id AND {table}.{q('status')} = %s "
-        f"AND {table}.{q('lease_owner')} = done.owner "
-        f"RETURNING {table}.{q('run_id')}"
-    )
-    _complete_sql_cache[key] = statement
-    return statement
-
-
-def _complete_if_owned(done: Sequence[Completion], same: dict[str, Any]) -> set[str]:
-    """The hand-written ``WITH ... UPDATE ... FROM (VALUES ...) RETURNING`` behind
-    ``end_completed``: one round trip for a batch (the ORM has no multi-row conditional UPDATE)."""
-    connection = database.connection()
-    fields = {f.attname: f for f in FunctionRun._meta.concrete_fields}
-    ended_field, output_field = fields["ended_at"], fields["output"]
-    params: list[Any] = []
-    for completion in done:
-        params += [
-            completion.run_id,
-            completion.owner,
-            ended_field.get_db_prep_save(completion.ended_at, connection),
-            output_field.get_db_prep_save(completion.output, connection),
-        ]
-    names = tuple(same)
-    params += [fields[name].get_db_prep_save(same[name], connection) for name in names]
-    params.append(str(RunStatus.RUNNING))
-    with connection.cursor() as cursor:
-        cursor.execute(_complete_sql(connection.vendor, len(done), names), params)
-        return {row[0] for row in cursor.fetchall()}
+from django_inngest.models.run_transitions import FunctionRunQuerySet
 
 
 class FunctionRun(models.Model):
@@ -363,7 +45,7 @@ class FunctionRun(models.Model):
         _("status"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED
     )
     wait_kind = models.CharField(
-        _("blocked on"), max_length=8, choices=WaitKind.choices, default=WaitKind.NONE, blank=True
+        _("blocked on"), max_length=16, choices=WaitKind.choices, default=WaitKind.NONE, blank=True
     )
     ready_at = models.DateTimeField(
         _("ready at"),
@@ -427,6 +109,39 @@ class FunctionRun(models.Model):
     original_run_id = models.CharField(
         _("rerun of"), max_length=26, blank=True, default="", help_text=_("Set on reruns.")
     )
+    # -- flow control (see ``ingest.flow`` and ``engine.gates``) ----------------------------
+    queue_at = models.DateTimeField(
+        _("queue position"),
+        null=True,
+        blank=True,
+        help_text=_("Creation time minus the priority factor: the order runs get slots."),
+    )
+    priority = models.IntegerField(_("priority factor (s)"), default=0)
+    gated = models.BooleanField(
+        _("gated"),
+        default=False,
+        help_text=_("Claimed one at a time, through its throttle and concurrency limits."),
+    )
+    gates = models.JSONField(
+        _("flow limits"),
+        default=dict,
+        blank=True,
+        help_text=_("Evaluated throttle and concurrency keys with their limits, batch size."),
+    )
+    waiting_key = models.CharField(  # noqa: DJ001
+        _("waiting for concurrency key"), max_length=80, null=True, blank=True
+    )
+    debounce_key = models.CharField(  # noqa: DJ001
+        _("debounce key"), max_length=80, null=True, blank=True
+    )
+    batch_key = models.CharField(_("batch key"), max_length=80, null=True, blank=True)  # noqa: DJ001
+    singleton_key = models.CharField(  # noqa: DJ001
+        _("singleton key"), max_length=80, null=True, blank=True
+    )
+    start_by = models.DateTimeField(_("start timeout at"), null=True, blank=True)
+    finish_after = models.DurationField(_("finish timeout"), null=True, blank=True)
+    finish_by = models.DateTimeField(_("finish timeout at"), null=True, blank=True)
+    cron = models.CharField(_("cron"), max_length=300, blank=True, default="")
 
     objects = FunctionRunQuerySet.as_manager()
 
@@ -438,7 +153,41 @@ class FunctionRun(models.Model):
             ("cancel_functionrun", _("Can cancel function run")),
             ("rerun_functionrun", _("Can rerun function run")),
         )
+        constraints = (
+            # One pending debounce, one open batch, one active singleton run per key.
+            models.UniqueConstraint(
+                fields=("function", "debounce_key"),
+                name="inngest_run_one_debounce",
+                condition=models.Q(status="Queued", wait_kind="debounce"),
+            ),
+            models.UniqueConstraint(
+                fields=("function", "batch_key"),
+                name="inngest_run_one_batch",
+                condition=models.Q(status="Queued", wait_kind="batch"),
+            ),
+            models.UniqueConstraint(
+                fields=("function", "singleton_key"),
+                name="inngest_run_one_singleton",
+                condition=models.Q(status__in=("Queued", "Running"), singleton_key__isnull=False),
+            ),
+        )
         indexes = (
+            # Who is next for a concurrency slot, in priority order.
+            models.Index(
+                fields=("waiting_key", "queue_at"),
+                name="inngest_run_slot_queue",
+                condition=models.Q(waiting_key__isnull=False),
+            ),
+            models.Index(
+                fields=("start_by",),
+                name="inngest_run_start_by",
+                condition=models.Q(status__in=("Queued", "Running"), start_by__isnull=False),
+            ),
+            models.Index(
+                fields=("finish_by",),
+                name="inngest_run_finish_by",
+                condition=models.Q(status__in=("Queued", "Running"), finish_by__isnull=False),
+            ),
             # The executor's poll: active runs whose time has come.
             models.Index(
                 fields=("ready_at",),
@@ -467,3 +216,32 @@ class FunctionRun(models.Model):
     @property
     def is_ended(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    def trigger_payloads(self) -> list[dict[str, Any]]:
+        """The events the run handles (``ctx.events``): a batch's, in order, or its trigger."""
+        if "batch_max" not in (self.gates or {}):
+            return [self.event.as_payload()]
+        items = self.batch.select_related("event").order_by("position")
+        return [item.event.as_payload() for item in items]
+
+    def waiting_reason(self) -> str:
+        """Why an active run is not advancing, for operators ("" when it is not waiting)."""
+        if self.is_ended:
+            return ""
+        when = self.ready_at.isoformat() if self.ready_at else ""
+        gates = self.gates or {}
+        if self.wait_kind == WaitKind.CONCURRENCY:
+            labels = {
+                e["key"]: e.get("label") or "(function)" for e in gates.get("concurrency", ())
+            }
+            return f"waiting for a concurrency slot (key {labels.get(self.waiting_key or '', '?')})"
+        if self.wait_kind == WaitKind.THROTTLE:
+            return f"throttled until {when}"
+        if self.wait_kind == WaitKind.DEBOUNCE:
+            return f"debouncing until {when}"
+        if self.wait_kind == WaitKind.BATCH:
+            size = self.batch.count()
+            return f"batching ({size} of {gates.get('batch_max', '?')}) until {when}"
+        if self.wait_kind == WaitKind.SCHEDULED:
+            return f"scheduled for {when}"
+        return ""

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django_inngest import Cancel, Context, Inngest, TriggerEvent
+from django_inngest import Cancel, Concurrency, Context, Inngest, TriggerCron, TriggerEvent
+from django_inngest.models import FunctionRun, RunStatus
 from newsletter.models import Contact
 
 inngest_client = Inngest(app_id="newsletter-app")
@@ -36,6 +37,9 @@ def import_batch(import_id: str, batch: int) -> int:
             if_exp="async.data.importId == event.data.importId",
         )
     ],
+    # Beyond the seed: at most two batches are fetched at once, across all imports and all
+    # workers, so the contact source is never hammered (a pausing import holds no slot).
+    concurrency=[Concurrency(limit=2)],
 )
 def import_all_contacts(ctx: Context) -> dict[str, Any]:
     # This is a long running function: a step per batch, with a pause between batches.
@@ -72,3 +76,27 @@ def cleanup_cancelled_import(ctx: Context) -> dict[str, Any]:
     ctx.logger.info(f"Import was cancelled: {import_id}")
     deleted = ctx.step.run("delete-partial-import", delete_partial_import, import_id)
     return {"importId": import_id, "deleted_contacts": deleted}
+
+
+def delete_stale_contacts() -> int:
+    """Contacts of imports that never completed (cancelled or failed) are removed; the cleanup
+    function above usually got there first."""
+    completed = FunctionRun.objects.filter(
+        function_id="newsletter-app-import-all-contacts", status=RunStatus.COMPLETED
+    ).values_list("event__data__importId", flat=True)
+    active = FunctionRun.objects.active().values_list("event__data__importId", flat=True)
+    return (
+        Contact.objects.exclude(import_id__in=completed).exclude(import_id__in=active).delete()[0]
+    )
+
+
+# Beyond the seed: a nightly schedule, fired by the workers themselves (no cron daemon).
+@inngest_client.create_function(
+    fn_id="cleanup-stale-imports",
+    name="Nightly cleanup of stale imports",
+    trigger=TriggerCron(cron="TZ=Europe/Paris 0 3 * * *"),
+)
+def cleanup_stale_imports(ctx: Context) -> dict[str, Any]:
+    deleted = ctx.step.run("delete-stale-contacts", delete_stale_contacts)
+    ctx.logger.info(f"Nightly cleanup removed {deleted} stale contacts")
+    return {"deleted_contacts": deleted, "scheduled_at": ctx.event.data["scheduledAt"]}

@@ -9,7 +9,17 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django_inngest import Cancel, Context, Inngest, NonRetriableError, TriggerEvent
+from django_inngest import (
+    Cancel,
+    Concurrency,
+    Context,
+    Debounce,
+    Inngest,
+    NonRetriableError,
+    Throttle,
+    TriggerCron,
+    TriggerEvent,
+)
 
 inngest_client = Inngest(app_id="testapp")
 
@@ -108,3 +118,55 @@ def racer(ctx: Context) -> int:
         return int(ctx.event.data["n"])
 
     return ctx.step.run("only", work)
+
+
+# -- flow control, for tests/test_flow_workers.py ------------------------------------------------
+def mark_span(run_id: str, step_id: str, edge: str) -> None:
+    """Like ``mark``, with the wall-clock time: the tests measure overlap and lateness."""
+    path = os.environ.get("INNGEST_TEST_MARKERS")
+    if path:
+        with open(path, "a") as markers:
+            markers.write(f"{run_id} {step_id} {os.getpid()} {edge} {time.time():.6f}\n")
+
+
+@inngest_client.create_function(
+    fn_id="gated",
+    trigger=TriggerEvent(event="testapp/gated"),
+    concurrency=[Concurrency(limit=1, key="event.data.key")],
+)
+def gated(ctx: Context) -> int:
+    def work(i: int) -> int:
+        mark_span(ctx.run_id, f"s{i}", "start")
+        time.sleep(float(ctx.event.data.get("step_seconds", 0.1)))
+        mark_span(ctx.run_id, f"s{i}", "end")
+        return i
+
+    return sum(ctx.step.run(f"s{i}", work, i) for i in range(3))
+
+
+@inngest_client.create_function(
+    fn_id="debounced",
+    trigger=TriggerEvent(event="testapp/debounced"),
+    debounce=Debounce(period=timedelta(seconds=1), key="event.data.key"),
+)
+def debounced(ctx: Context) -> Any:
+    mark_span(ctx.run_id, "fired", "start")
+    return ctx.event.data.get("n")
+
+
+@inngest_client.create_function(
+    fn_id="throttled",
+    trigger=TriggerEvent(event="testapp/throttled"),
+    throttle=Throttle(limit=1, period=timedelta(seconds=1), burst=0),
+)
+def throttled(ctx: Context) -> None:
+    mark_span(ctx.run_id, "started", "start")
+
+
+@inngest_client.create_function(
+    fn_id="yearly",
+    trigger=TriggerCron(cron="0 0 1 1 *"),  # the test moves its next tick
+)
+def yearly(ctx: Context) -> str:
+    mark_span(ctx.run_id, "tick", "start")
+    return str(ctx.event.data["scheduledAt"])

@@ -10,6 +10,7 @@ Exits non-zero if any of that does not happen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,21 +20,30 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
+from django.utils import timezone
 
 from django_inngest import Event
+from django_inngest.models import (
+    CronSchedule,
+    FunctionRegistration,
+    FunctionRun,
+    RunStatus,
+    StepStatus,
+)
 from django_inngest.models import Event as StoredEvent
-from django_inngest.models import FunctionRun, RunStatus, StepStatus
 from newsletter.inngest_functions import inngest_client
 from newsletter.models import Contact
 
 IMPORT_FN = "newsletter-app-import-all-contacts"
 CLEANUP_FN = "newsletter-app-cleanup-cancelled-import"
+NIGHTLY_FN = "newsletter-app-cleanup-stale-imports"
 
 
 class Worker:
@@ -50,25 +60,33 @@ class Worker:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
         )
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            line = line.rstrip()
-            self.lines.append(line)
-            print(f"    [worker] {line}", flush=True)
+        with self.process.stdout as output:  # closed at EOF, when the cluster is gone
+            for line in output:
+                line = line.rstrip()
+                self.lines.append(line)
+                print(f"    [worker] {line}", flush=True)
 
     def saw(self, text: str) -> bool:
         return any(text in line for line in self.lines)
 
     def stop(self) -> None:
+        """SIGTERM to the cluster's main process only: its stop procedure drains the sentinel,
+        pusher, monitor and workers in about a second. (A TERM to every process of the group at
+        once kills the sentinel mid-handshake and the main process then waits for it forever.)
+        Whatever is left after that gets SIGKILL."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._pump_thread.join(timeout=5)  # the worker's last lines, then EOF
 
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -90,7 +108,9 @@ class Command(BaseCommand):
             wait_for("the worker to start", lambda: worker.saw("ready for work"), timeout=60)
             self.scenario(worker)
         finally:
+            started = time.monotonic()
             worker.stop()
+            self.stdout.write(f"Worker stopped in {time.monotonic() - started:.1f}s.")
 
     def step(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"\n== {text}"))
@@ -196,8 +216,31 @@ class Command(BaseCommand):
         )
         if Contact.objects.filter(import_id=cancelled_id).exists():
             raise CommandError("the cleanup did not remove the cancelled import's contacts")
+        self.flow_control()
         self.stdout.write(
             self.style.SUCCESS("\nDemo finished: the seed scenario works end to end.")
+        )
+
+    def flow_control(self) -> None:
+        """Beyond the seed: the import's concurrency limit and the nightly cron schedule."""
+        self.step("Flow control: the import's concurrency and the nightly schedule")
+        config = FunctionRegistration.objects.get(function_id=IMPORT_FN).config
+        self.stdout.write(f"   {IMPORT_FN} concurrency: {config['concurrency']}")
+        schedule = CronSchedule.objects.get(function_id=NIGHTLY_FN)
+        self.stdout.write(f"   {NIGHTLY_FN}: {schedule.cron!r}, next tick {schedule.next_tick_at}")
+        # Pretend it is 03:00 in Paris: the workers' poller fires the tick, exactly once.
+        tick = timezone.now().replace(microsecond=0) + timedelta(seconds=1)
+        CronSchedule.objects.filter(pk=schedule.pk).update(next_tick_at=tick)
+        nightly = wait_for(
+            "the nightly cleanup run",
+            lambda: FunctionRun.objects.filter(
+                function_id=NIGHTLY_FN, status=RunStatus.COMPLETED
+            ).first(),
+            timeout=30,
+        )
+        self.stdout.write(
+            f"   tick {tick.isoformat()} fired run {nightly.run_id} "
+            f"({nightly.event.name}): {nightly.output}"
         )
 
     @staticmethod

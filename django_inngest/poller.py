@@ -1,7 +1,10 @@
-"""The timer and recovery poller: a thread in each worker process that dispatches runs whose
-time has come (a sleep ended, a wait or invoke timed out, a retry is due), runs whose wake-up
-task was lost, and runs whose worker died (lease expired). django-q2's ``Schedule`` ticks only
-every ~30 s, so timers cannot ride on it.
+"""The timer and recovery poller: a thread in each worker process that keeps time for the
+engine and for ingest.
+
+Each poll dispatches runs whose time has come (a sleep ended, a wait or invoke timed out, a
+retry is due, a debounce or batch fired, a throttle opened), runs whose wake-up task was lost
+and runs whose worker died (lease expired); fires due cron ticks; and cancels runs past their
+timeouts. django-q2's ``Schedule`` ticks only every ~30 s, so timers cannot ride on it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from django.utils import timezone
 
 from django_inngest import executor
 from django_inngest.conf import settings
+from django_inngest.engine.cancellation import cancel_overdue
 from django_inngest.engine.maintenance import periodic_maintenance
+from django_inngest.ingest import schedules
 from django_inngest.models import FunctionRun
 from django_inngest.registrations import sync_registrations
 
@@ -29,9 +34,13 @@ POLL_LIMIT = 200
 
 
 def tick() -> int:
-    """One poll: dispatch every run whose time has come; returns how many."""
+    """One poll: fire due cron ticks, cancel runs past their timeouts, and dispatch every run
+    whose time has come; returns how many runs were dispatched."""
+    now = timezone.now()
+    schedules.fire_due(now)
+    cancel_overdue(now)
     ids = FunctionRun.objects.take_due(
-        timezone.now(), timedelta(seconds=settings.REDISPATCH_AFTER_SECONDS), POLL_LIMIT
+        now, timedelta(seconds=settings.REDISPATCH_AFTER_SECONDS), POLL_LIMIT
     )
     if ids:
         executor.dispatch(ids)
