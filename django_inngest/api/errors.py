@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from django_inngest.api.unavailable import (
     MESSAGE,
     RETRY_AFTER_SECONDS,
+    already_logged,
     is_database_unavailable,
     outage,
 )
@@ -55,8 +56,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if is_database_unavailable(exc):
         request = context.get("request")
         outage.failed(exc, f"{request.method} {request.path}" if request else "the REST API")
-        return error_response(
-            MESSAGE, status.HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return already_logged(
+            error_response(
+                MESSAGE,
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")

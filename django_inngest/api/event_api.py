@@ -23,6 +23,7 @@ from django_inngest.api.unavailable import (
     DATABASE_ERRORS,
     MESSAGE,
     RETRY_AFTER_SECONDS,
+    already_logged,
     outage,
 )
 from django_inngest.conf import settings
@@ -145,7 +146,7 @@ def receive_events(request: HttpRequest, event_key: str) -> JsonResponse:
     except DATABASE_ERRORS as exc:
         # Nothing was stored (the transaction did not commit): the sender may retry as is.
         outage.failed(exc, "POST /e/")
-        response = _error(503, MESSAGE)
+        response = already_logged(_error(503, MESSAGE))
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
     outage.succeeded()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TypeVar
 
 from django.db import InterfaceError, OperationalError
+from django.http.response import HttpResponseBase
 
 logger = logging.getLogger("django_inngest.api")
 
@@ -26,6 +28,16 @@ MESSAGE = "The database is unavailable; retry later"
 
 def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DATABASE_ERRORS)
+
+
+Response = TypeVar("Response", bound=HttpResponseBase)
+
+
+def already_logged(response: Response) -> Response:
+    """Keep Django's ``django.request`` logger from adding an error line per 503: the outage
+    is logged once here (``log_response`` skips a response marked so)."""
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 class Outage:
