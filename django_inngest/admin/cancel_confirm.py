@@ -22,9 +22,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from django_inngest.admin.base import moment, run_status
-from django_inngest.engine.cancellation import MAX_REASON_LENGTH, cancel_run, cancel_runs
-from django_inngest.engine.cancellation import RunAlreadyEndedError as AlreadyEnded
-from django_inngest.models import CancelSource, FunctionRun
+from django_inngest.engine.cancellation import (
+    MAX_REASON_LENGTH,
+    RunAlreadyEndedError,
+    cancel_run,
+    cancel_runs,
+)
+from django_inngest.models import CancelSource, FunctionRun, RunStatus
 
 if TYPE_CHECKING:
     from django_inngest.admin.base import ReadOnlyAdmin
@@ -140,7 +144,7 @@ class CancelConfirmationMixin(_Base):
             result = cancel_run(
                 run_id, source=CancelSource.ADMIN, reason=reason, actor=admin_actor(request)
             )
-        except AlreadyEnded as exc:
+        except RunAlreadyEndedError as exc:
             self._report_ended(request, exc.run)
             return
         if result.cancelled:
@@ -149,7 +153,7 @@ class CancelConfirmationMixin(_Base):
             self.message_user(request, _("The run was already cancelled."), messages.INFO)
 
     def _report_ended(self, request: HttpRequest, run: FunctionRun) -> None:
-        if run.status == "Cancelled":
+        if run.status == RunStatus.CANCELLED:
             self.message_user(request, _("The run was already cancelled."), messages.INFO)
             return
         self.message_user(
