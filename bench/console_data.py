@@ -57,7 +57,7 @@ def fill(conn: object, rows: int) -> dict[str, float]:
              lease_owner, lease_expires_at, attempt, created_at, started_at, ended_at,
              output, error, cancel_source, cancel_reason, cancellation_id,
              cancelled_signal_sent, parent_run_id, parent_step_id, original_run_id,
-             cancel_actor, cancel_event_id)
+             cancel_actor, cancel_event_id, priority, gated, gates, cron)
         SELECT {ulid}, 'bench-app-fn-' || (i % {FUNCTIONS}), {ulid},
                s.status, CASE WHEN s.status = 'Running' THEN 'sleep' ELSE '' END,
                NULL, NULL, '', NULL, 0,
@@ -70,7 +70,7 @@ def fill(conn: object, rows: int) -> dict[str, float]:
                CASE WHEN s.status = 'Failed'
                     THEN '{{"name": "ValueError", "message": "boom"}}'::jsonb END,
                CASE WHEN s.status = 'Cancelled' THEN 'event' ELSE '' END, '', NULL,
-               s.status = 'Cancelled', NULL, '', '', '', NULL
+               s.status = 'Cancelled', NULL, '', '', '', NULL, 0, false, '{{}}', ''
         FROM generate_series(1, {rows}) AS i,
              LATERAL (SELECT CASE
                  WHEN i % 100 < 90 THEN 'Completed' WHEN i % 100 < 95 THEN 'Failed'

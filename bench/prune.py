@@ -10,8 +10,9 @@ each with its event and two steps, plus as many events that started nothing (lik
 - ``off``: retention disabled (``DJANGO_INNGEST_RETENTION=None``): the baseline;
 - ``workers``: the default retention, so every worker's housekeeping prunes a budgeted slice of
   the backlog every 5 s (one pruner at a time: an advisory lock);
-- ``command`` (last round only, it may clear the backlog): ``manage.py inngest_prune`` running
-  flat out next to the workers, the worst case.
+- ``command`` (last round only, it may clear the backlog): ``manage.py inngest_prune`` next to
+  the workers, with its default pause (as long as each batch took);
+- ``flat_out`` (with ``--modes``): ``inngest_prune --pause 0``, the worst case.
 
 Each phase measures: steps/s of ``--runs10`` 10-step runs sent 100 per ``send_sync`` (first send
 to last end), and the latency of ``--posts`` single-event ``POST /e/<key>`` over one keep-alive
@@ -73,12 +74,13 @@ def fill(rows: int) -> dict[str, str]:
                  lease_owner, lease_expires_at, attempt, created_at, started_at, ended_at,
                  output, error, cancel_source, cancel_reason, cancellation_id,
                  cancelled_signal_sent, parent_run_id, parent_step_id, original_run_id,
-                 cancel_actor, cancel_event_id)
+                 cancel_actor, cancel_event_id, priority, gated, gates, cron)
             SELECT {ULID}, 'bench-old-fn', {ULID},
                    CASE WHEN i % 20 = 0 THEN 'Failed' WHEN i % 33 = 0 THEN 'Cancelled'
                         ELSE 'Completed' END,
                    '', NULL, NULL, '', NULL, 0, {age}, {age}, {age} + interval '2 seconds',
-                   '{{"ok": true}}', NULL, '', '', NULL, true, NULL, '', '', '', NULL
+                   '{{"ok": true}}', NULL, '', '', NULL, true, NULL, '', '', '', NULL, 0, false,
+                   '{{}}', ''
             FROM generate_series(1, {rows}) AS i""",
         "steps": """
             INSERT INTO django_inngest_steprun
@@ -112,6 +114,12 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--modes",
+        default="",
+        help="comma-separated modes for every round (off first), e.g. off,command,flat_out; "
+        "default: off,workers, and command in the last round",
+    )
     args = parser.parse_args()
     env = {**fill(args.rows), "BENCH_WORKERS": str(args.workers)}
     setup_django(env)
@@ -170,15 +178,18 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> list[dict[str, Any
     try:
         for round_number in range(args.rounds):
             modes = ["off", "workers"] + (["command"] if round_number == args.rounds - 1 else [])
+            if args.modes:
+                modes = [m.strip() for m in args.modes.split(",") if m.strip()]
             for mode in modes:
                 retention = "none" if mode == "off" else ""
                 cluster = QCluster("bench.settings", env={**env, "BENCH_RETENTION": retention})
                 command = None
                 try:
                     cluster.wait_ready(workers=args.workers, timeout=120)
-                    if mode == "command":
+                    if mode in ("command", "flat_out"):
+                        pause = ["--pause", "0"] if mode == "flat_out" else []
                         command = subprocess.Popen(
-                            [sys.executable, "-m", "django", "inngest_prune"],
+                            [sys.executable, "-m", "django", "inngest_prune", *pause],
                             cwd=ROOT,
                             env=child_env({**env, "BENCH_RETENTION": ""}),
                             stdout=subprocess.DEVNULL,

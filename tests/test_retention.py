@@ -290,3 +290,21 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_command_pauses_between_batches_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("django_inngest.management.commands.inngest_prune.time.sleep", slept.append)
+    for n in range(4):
+        run_at(OLD - timedelta(minutes=n))
+    prune("--batch-size", "2")
+    assert slept and all(pause > 0 for pause in slept)  # as long as each batch took
+    for n in range(4):
+        run_at(OLD - timedelta(minutes=n))
+    slept.clear()
+    prune("--batch-size", "2", "--pause", "0")
+    assert slept == []
+    with pytest.raises(CommandError, match="--pause must not be negative"):
+        prune("--pause", "-1")

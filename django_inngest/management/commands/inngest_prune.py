@@ -58,15 +58,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--pause",
             type=float,
-            default=0.0,
-            help="Seconds to sleep between batches, to leave the database to the workers.",
+            default=None,
+            help="Seconds to sleep between batches. Default: as long as the last batch took, "
+            "so that pruning uses at most about half of one core and of the database's time "
+            "and the workers and the event API keep theirs; 0 prunes flat out.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         older_than = self._older_than(options["older_than"])
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
-        if options["pause"] < 0:
+        if options["pause"] is not None and options["pause"] < 0:
             raise CommandError("--pause must not be negative")
         cutoff = timezone.now() - older_than
         if options["dry_run"]:
@@ -90,12 +92,13 @@ class Command(BaseCommand):
             )
         return settings.RETENTION
 
-    def _prune(self, cutoff: Any, batch_size: int, pause: float, verbosity: int) -> None:
+    def _prune(self, cutoff: Any, batch_size: int, pause: float | None, verbosity: int) -> None:
         pruner = retention.Pruner(wait=True)
         total = retention.Pruned()
         started = time.monotonic()
         while True:
-            # One batch of runs or events per call, so that --pause applies between batches.
+            # One batch of runs or events per call, so that the pause applies between batches.
+            batch_started = time.monotonic()
             pruned = pruner.prune(
                 cutoff,
                 budget_seconds=0.0,
@@ -107,8 +110,9 @@ class Command(BaseCommand):
                 break
             if verbosity > 1:
                 self.stdout.write(f"  {total.runs} runs, {total.events} events so far")
-            if pause:
-                time.sleep(pause)
+            rest = time.monotonic() - batch_started if pause is None else pause
+            if rest > 0:
+                time.sleep(rest)
         self.stdout.write(
             f"Deleted {total.runs} run(s), {total.steps} step(s) and {total.events} event(s) "
             f"from before {cutoff.isoformat()} in {time.monotonic() - started:.1f} s."
