@@ -83,7 +83,7 @@ def fill(conn: object, rows: int) -> dict[str, float]:
         """
         INSERT INTO django_inngest_steprun
             (run_id, step_id, position, kind, status, attempts, attempt_log, output, error,
-             started_at, ended_at, wake_at, matched_event_id)
+             started_at, ended_at, wake_at, matched_event_id, display_name)
         SELECT r.run_id, k.step_id, k.position, k.kind,
                CASE WHEN r.status = 'Running' AND k.kind = 'sleep' THEN 'Sleeping'
                     ELSE 'Completed' END,
@@ -91,7 +91,7 @@ def fill(conn: object, rows: int) -> dict[str, float]:
                r.started_at + k.position * interval '10 milliseconds',
                CASE WHEN r.status = 'Running' AND k.kind = 'sleep' THEN NULL
                     ELSE r.started_at + (k.position + 1) * interval '10 milliseconds' END,
-               NULL, NULL
+               NULL, NULL, ''
         FROM django_inngest_functionrun r
         CROSS JOIN (VALUES ('fetch', 0, 'run'), ('pause', 1, 'sleep')) AS k(step_id, position, kind)
         WHERE r.started_at IS NOT NULL

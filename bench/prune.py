@@ -85,9 +85,9 @@ def fill(rows: int) -> dict[str, str]:
         "steps": """
             INSERT INTO django_inngest_steprun
                 (run_id, step_id, position, kind, status, attempts, attempt_log, output, error,
-                 started_at, ended_at, wake_at, matched_event_id)
+                 started_at, ended_at, wake_at, matched_event_id, display_name)
             SELECT r.run_id, k.step_id, k.position, 'run', 'Completed', 1, '[]', '1', NULL,
-                   r.started_at, r.ended_at, NULL, NULL
+                   r.started_at, r.ended_at, NULL, NULL, ''
             FROM django_inngest_functionrun r
             CROSS JOIN (VALUES ('a', 0), ('b', 1)) AS k(step_id, position)""",
     }

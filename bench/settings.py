@@ -119,6 +119,11 @@ for _env, _setting in (
     if os.environ.get(_env):
         globals()[_setting] = float(os.environ[_env])
 
+# bench/sdk.py's SDK app is served on loopback by another process of this machine.
+DJANGO_INNGEST_SDK_ALLOWED_HOSTS = ["127.0.0.1"]
+DJANGO_INNGEST_SDK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+SILENCED_SYSTEM_CHECKS = ["django_inngest.W031"]  # served by bench/serve.py, threaded
+
 if os.environ.get("BENCH_RETENTION"):
     _retention = os.environ["BENCH_RETENTION"]
     DJANGO_INNGEST_RETENTION = None if _retention == "none" else float(_retention)

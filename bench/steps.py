@@ -13,14 +13,17 @@ persistent connections) and, each round, in rotating order:
   what a minimal durable task costs on the same cluster; for context, not a target.
 - ``steps10``: R runs of a 10-step no-op function, sent 100 events per ``send_sync`` call:
   steps/s = 10·R / (last run's ``ended_at`` - first send).
+- ``steps10_async``: the same with an ``async def`` handler and ``async def`` step bodies;
+  reported ÷ ``steps10`` of the same round (target ≥ 0.8).
 - ``steps1``: R runs of a 1-step function: runs/s likewise.
 - ``steps1_each``: R/3 runs of the 1-step function, one event per ``send_sync`` call, so each
   run is its own task (no batch): for context, not a target.
 
 Both sides include the producer's work (enqueue, or send: event + run rows + enqueue) on the
 same 2 cores. Ratios are medians of the per-round ratios. Targets: steps10 ÷ raw ≥ 1.0 and
-steps1 ÷ raw ≥ 0.5. Then ``sleep``: K runs of ``step.sleep(2 s)`` started 0.1 s apart on the idle
-cluster; lateness = the sleep step's ``ended_at`` - its ``wake_at``.
+steps1 ÷ raw ≥ 0.5. Then ``sleep``: for each of ``--sleep-seconds`` (2, 0.5 and 0.1 s), K runs of
+``step.sleep`` started 0.1 s apart on the idle cluster; lateness = the sleep step's ``ended_at`` -
+its ``wake_at``. A sleep within one timer poll is slept in the worker; longer ones pause.
 
 Before the cluster starts, one run of each function is advanced in-process to count the queries
 and transactions per run (``--no-profile`` skips it).
@@ -91,7 +94,7 @@ def profile_queries() -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from bench.benchapp.inngest_functions import STEPS_1, STEPS_10, bench_client
+    from bench.benchapp.inngest_functions import STEPS_1, STEPS_10, STEPS_10_ASYNC, bench_client
     from django_inngest import Event as SdkEvent
     from django_inngest.engine import worker as engine
     from django_inngest.models import FunctionRun
@@ -99,6 +102,7 @@ def profile_queries() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label, name, fid in (
         ("steps10", "bench/steps.10", STEPS_10),
+        ("steps10_async", "bench/steps.10.async", STEPS_10_ASYNC),
         ("steps1", "bench/steps.1", STEPS_1),
     ):
         timings = []
@@ -131,7 +135,13 @@ def child(args: argparse.Namespace) -> None:
     from django_q.brokers import get_broker
     from django_q.tasks import async_task
 
-    from bench.benchapp.inngest_functions import SLEEPER, STEPS_1, STEPS_10, bench_client
+    from bench.benchapp.inngest_functions import (
+        SLEEPER,
+        STEPS_1,
+        STEPS_10,
+        STEPS_10_ASYNC,
+        bench_client,
+    )
     from bench.benchapp.models import Mark
     from django_inngest import Event as SdkEvent
     from django_inngest.models import FunctionRun, RunStatus, StepKind, StepRun
@@ -210,6 +220,7 @@ def child(args: argparse.Namespace) -> None:
             "raw": lambda: raw(args.raw),
             "raw_write": lambda: raw_write(args.raw // 2),
             "steps10": lambda: ours("bench/steps.10", STEPS_10, args.runs10, 10),
+            "steps10_async": lambda: ours("bench/steps.10.async", STEPS_10_ASYNC, args.runs10, 10),
             "steps1": lambda: ours("bench/steps.1", STEPS_1, args.runs1, 1),
             # Context, not a target: one event per send, so one run per task (no batching).
             "steps1_each": lambda: ours("bench/steps.1", STEPS_1, args.runs1 // 3, 1, per_send=1),
@@ -226,26 +237,33 @@ def child(args: argparse.Namespace) -> None:
             )
             time.sleep(0.5)
 
-        # Sleep wake-up lateness on the idle cluster.
-        start = timezone.now()
-        for i in range(args.sleepers):
-            bench_client.send_sync(SdkEvent(name="bench/sleep", data={"seconds": 2, "i": i}))
-            time.sleep(0.1)
-        sleepers = FunctionRun.objects.filter(function_id=SLEEPER, created_at__gte=start)
-        try:
-            wait_for(
-                lambda: sleepers.filter(status=RunStatus.COMPLETED).count() >= args.sleepers,
-                60,
-                "sleepers",
-            )
-        except RuntimeError:
-            print(list(sleepers.values_list("status", "wait_kind", "ready_at", "dispatched_at")))
-            raise
-        lateness = [
-            (s.ended_at - s.wake_at).total_seconds()
-            for s in StepRun.objects.filter(run__in=sleepers, kind=StepKind.SLEEP)
-        ]
-        result["sleep_lateness"] = lateness
+        # Sleep wake-up lateness on the idle cluster, for long and short sleeps.
+        result["sleep_lateness"] = {}
+        for seconds in args.sleep_seconds:
+            start = timezone.now()
+            for i in range(args.sleepers):
+                bench_client.send_sync(
+                    SdkEvent(name="bench/sleep", data={"seconds": seconds, "i": i})
+                )
+                time.sleep(0.1)
+            sleepers = FunctionRun.objects.filter(function_id=SLEEPER, created_at__gte=start)
+            try:
+                wait_for(
+                    lambda s=sleepers: (
+                        s.filter(status=RunStatus.COMPLETED).count() >= args.sleepers
+                    ),
+                    60,
+                    "sleepers",
+                )
+            except RuntimeError:
+                print(
+                    list(sleepers.values_list("status", "wait_kind", "ready_at", "dispatched_at"))
+                )
+                raise
+            result["sleep_lateness"][str(seconds)] = [
+                (s.ended_at - s.wake_at).total_seconds()
+                for s in StepRun.objects.filter(run__in=sleepers, kind=StepKind.SLEEP)
+            ]
     except Exception:
         print(f"qcluster output (last lines):\n{cluster.output()}", flush=True)
         raise
@@ -263,6 +281,12 @@ def main() -> None:
     parser.add_argument("--runs10", type=int, default=None, help="10-step runs per round")
     parser.add_argument("--runs1", type=int, default=None, help="1-step runs per round")
     parser.add_argument("--sleepers", type=int, default=20)
+    parser.add_argument(
+        "--sleep-seconds",
+        default="2,0.5,0.1",
+        type=lambda v: [float(x) for x in v.split(",")],
+        help="sleep durations whose wake-up lateness is measured",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timer-poll", default="", help="DJANGO_INNGEST_TIMER_POLL_SECONDS")
     parser.add_argument("--budget", default="", help="DJANGO_INNGEST_INVOCATION_BUDGET_SECONDS")
@@ -302,6 +326,7 @@ def main() -> None:
                 "--child", "--broker", broker, "--rounds", str(args.rounds),
                 "--raw", str(args.raw), "--runs10", str(args.runs10), "--runs1", str(args.runs1),
                 "--sleepers", str(args.sleepers), "--workers", str(args.workers),
+                "--sleep-seconds", ",".join(str(x) for x in args.sleep_seconds),
             ]  # fmt: skip
             if not args.profile:
                 child_args.append("--no-profile")
@@ -324,6 +349,8 @@ def report(results: dict[str, Any]) -> None:
         r1 = median([r["steps1"] / r["raw"] for r in rounds])
         rw = median([r["raw_write"] for r in rounds])
         rw_ratio = median([r["raw_write"] / r["raw"] for r in rounds])
+        s10a = median([r["steps10_async"] for r in rounds])
+        r10a = median([r["steps10_async"] / r["steps10"] for r in rounds])
         each = median([r["steps1_each"] for r in rounds])
         each_ratio = median([r["steps1_each"] / r["raw"] for r in rounds])
         print(f"raw django-q2 no-op tasks/s     {fmt_rate(raw):>8}")
@@ -334,17 +361,21 @@ def report(results: dict[str, Any]) -> None:
             f"10-step function steps/s        {fmt_rate(s10):>8}   ÷ raw = {r10:.2f} (target ≥ 1.0)"
         )
         print(
+            f"async 10-step steps/s           {fmt_rate(s10a):>8}   ÷ sync 10-step = {r10a:.2f} "
+            "(target ≥ 0.8)"
+        )
+        print(
             f"1-step function runs/s          {fmt_rate(s1):>8}   ÷ raw = {r1:.2f} (target ≥ 0.5)"
         )
         print(
             f"1-step runs/s, 1 event per send {fmt_rate(each):>8}   ÷ raw = {each_ratio:.2f} (context)"
         )
-        late = result["sleep_lateness"]
-        print(
-            f"sleep(2 s) wake-up lateness     p50 {percentile(late, 50) * 1000:.0f} ms, "
-            f"p95 {percentile(late, 95) * 1000:.0f} ms, max {max(late) * 1000:.0f} ms "
-            f"(n={len(late)})"
-        )
+        for seconds, late in result["sleep_lateness"].items():
+            print(
+                f"sleep({seconds} s) wake-up lateness   p50 {percentile(late, 50) * 1000:.0f} ms, "
+                f"p95 {percentile(late, 95) * 1000:.0f} ms, max {max(late) * 1000:.0f} ms "
+                f"(n={len(late)})"
+            )
         for label, prof in result.get("profile", {}).items():
             print(
                 f"in-process {label}: advance = {prof['advance_queries']} queries, "

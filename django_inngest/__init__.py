@@ -21,10 +21,9 @@ if TYPE_CHECKING:
     from django_inngest.definitions import Cancel, TriggerCron, TriggerEvent
     from django_inngest.definitions import EventValue as Event
     from django_inngest.engine.cancellation import cancel_run
-    from django_inngest.engine.context import Context
-    from django_inngest.engine.context import Context as ContextSync
-    from django_inngest.engine.steps import Group, Step
-    from django_inngest.engine.steps import Step as StepSync
+    from django_inngest.engine.context import Context, ContextSync
+    from django_inngest.engine.steps import GroupSync, StepSync
+    from django_inngest.engine.steps_async import Group, Step
     from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
     from django_inngest.flow_options import (
         Batch,
@@ -49,18 +48,19 @@ if TYPE_CHECKING:
 #: Public name -> (module, attribute).
 _EXPORTS: dict[str, tuple[str, str]] = {
     "Cancel": ("django_inngest.definitions", "Cancel"),
+    # inngest-py's names: Context/Step/Group for async handlers, *Sync for sync ones.
     "Context": ("django_inngest.engine.context", "Context"),
-    # inngest-py's name for its sync context, so `import django_inngest as inngest` ports as is.
-    "ContextSync": ("django_inngest.engine.context", "Context"),
+    "ContextSync": ("django_inngest.engine.context", "ContextSync"),
     "Event": ("django_inngest.definitions", "EventValue"),
     "Function": ("django_inngest.function", "Function"),
-    "Group": ("django_inngest.engine.steps", "Group"),
+    "Group": ("django_inngest.engine.steps_async", "Group"),
+    "GroupSync": ("django_inngest.engine.steps", "GroupSync"),
     "Inngest": ("django_inngest.client", "Inngest"),
     "NonRetriableError": ("django_inngest.exceptions", "NonRetriableError"),
     "RetryAfterError": ("django_inngest.exceptions", "RetryAfterError"),
-    "Step": ("django_inngest.engine.steps", "Step"),
+    "Step": ("django_inngest.engine.steps_async", "Step"),
     "StepError": ("django_inngest.exceptions", "StepError"),
-    "StepSync": ("django_inngest.engine.steps", "Step"),
+    "StepSync": ("django_inngest.engine.steps", "StepSync"),
     "TriggerCron": ("django_inngest.definitions", "TriggerCron"),
     "TriggerEvent": ("django_inngest.definitions", "TriggerEvent"),
     "cancel_run": ("django_inngest.engine.cancellation", "cancel_run"),
@@ -95,6 +95,7 @@ __all__ = [
     "Event",
     "Function",
     "Group",
+    "GroupSync",
     "Inngest",
     "Middleware",
     "MiddlewareSync",

@@ -10,8 +10,9 @@ from django.core.checks import CheckMessage, Error, Warning
 from django_inngest import database, expressions
 from django_inngest.conf import PREFIX, SETTINGS
 from django_inngest.conf import settings as inngest_settings
-from django_inngest.exceptions import ExpressionError
+from django_inngest.exceptions import ConfigurationError, ExpressionError
 from django_inngest.function import Function
+from django_inngest.handler_kinds import check_function_kinds
 from django_inngest.registry import registry
 
 
@@ -95,8 +96,9 @@ def check_integration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
 
 def check_functions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E020: invalid CEL expression (a trigger, a cancel rule, a flow-control key).
-    E021: duplicate function ID. (E022, too many cancel rules, is now refused when the function
-    is defined, with the other limits Inngest's sync enforces; its ID is not reused.)"""
+    E021: duplicate function ID. E030: sync and async do not fit (handler, on_failure,
+    middleware). (E022, too many cancel rules, is now refused when the function is defined,
+    with the other limits Inngest's sync enforces; its ID is not reused.)"""
     messages: list[CheckMessage] = [
         Error(str(error), hint="Give each function a unique fn_id.", id="django_inngest.E021")
         for error in registry.errors
@@ -124,7 +126,34 @@ def check_functions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
                         id="django_inngest.E020",
                     )
                 )
+        kinds = _kinds_problem(function)
+        if kinds:
+            messages.append(
+                Error(
+                    f"Function {function.id!r}: {kinds}",
+                    hint="inngest-py's rules: on_failure is async exactly when the handler is; "
+                    "a sync function takes MiddlewareSync only.",
+                    obj=function.source,
+                    id="django_inngest.E030",
+                )
+            )
     return messages
+
+
+def _kinds_problem(function: Function) -> str:
+    """What ``create_function`` checked, again: client middleware added since
+    (``add_middleware``) may be async while the function is sync."""
+    try:
+        check_function_kinds(
+            function.fn_id,
+            function.handler,
+            function.on_failure.handler if function.on_failure is not None else None,
+            function.middleware,
+            function.client.middleware if function.client is not None else (),
+        )
+    except ConfigurationError as exc:
+        return str(exc)
+    return ""
 
 
 def _flow_expressions(function: Function) -> list[tuple[str, str | None]]:

@@ -28,7 +28,7 @@ from django_inngest.flow_options import (
     Timeouts,
 )
 from django_inngest.function import FAILED_EVENT, FAILURE_SUFFIX, Function, Handler, describe_source
-from django_inngest.handler_kinds import check_middleware_list
+from django_inngest.handler_kinds import check_function_kinds, check_middleware_list
 from django_inngest.ingest.events import send_events
 from django_inngest.middleware import UninitializedMiddleware
 from django_inngest.middleware_manager import MiddlewareManager
@@ -38,7 +38,7 @@ from django_inngest.serializers import Serializer, check_serializer
 
 #: inngest-py options that no part of django_inngest implements yet. Passing one raises,
 #: because accepting it silently would pretend to honour it.
-_UNSUPPORTED_OPTIONS = ("middleware",)
+_UNSUPPORTED_OPTIONS: tuple[str, ...] = ()  # every inngest-py option is honoured
 
 
 def _cel_string(value: str) -> str:
@@ -81,8 +81,12 @@ class Inngest:
         self.serializer = check_serializer(serializer)
 
     def add_middleware(self, middleware: UninitializedMiddleware) -> None:
-        """Append a client-level middleware, as inngest-py's ``add_middleware``."""
+        """Append a client-level middleware, as inngest-py's ``add_middleware``. Async
+        middleware are refused if this client already defined a sync function."""
         added = check_middleware_list([middleware], f"Inngest(app_id={self.app_id!r})")
+        for function in self.registry.all():
+            if function.client is self:
+                check_function_kinds(function.fn_id, function.handler, client_middleware=added)
         self.middleware = [*self.middleware, *added]
 
     def set_logger(self, logger: Any) -> None:
@@ -110,6 +114,7 @@ class Inngest:
         throttle: Throttle | None = None,
         timeouts: Timeouts | None = None,
         singleton: Singleton | None = None,
+        middleware: list[UninitializedMiddleware] | None = None,
         **options: Any,
     ) -> Callable[[Handler], Function]:
         """Decorator that defines and registers a function, with inngest-py's keywords."""
@@ -157,10 +162,15 @@ class Inngest:
         retry_count = self._retries(fn_id, retries)
         if on_failure is not None and not callable(on_failure):
             raise ConfigurationError(f"{fn_id}: on_failure must be a callable handler")
+        function_middleware = tuple(check_middleware_list(middleware, f"{fn_id}"))
 
         def decorator(handler: Handler) -> Function:
             if not callable(handler):
                 raise ConfigurationError(f"{fn_id}: the decorated handler must be callable")
+            # inngest-py's on_failure rule, and async middleware refused for a sync function.
+            check_function_kinds(
+                fn_id, handler, on_failure, function_middleware, client_middleware=self.middleware
+            )
             source = describe_source(handler)
             failure_fn = None
             if on_failure is not None:
@@ -179,6 +189,8 @@ class Inngest:
                     retries=0,  # inngest-py gives failure handlers no retries
                     failure_of=composite,
                     source=describe_source(on_failure),
+                    middleware=function_middleware,
+                    client=self,
                 )
             function = Function(
                 app_id=self.app_id,
@@ -192,6 +204,9 @@ class Inngest:
                 source=source,
                 crons=crons,
                 flow=flow,
+                middleware=function_middleware,
+                client=self,
+                output_type=output_type,
             )
             self.registry.register(function)
             if failure_fn is not None:

@@ -140,6 +140,52 @@ SETTINGS: dict[str, Setting] = {
         (str, type(None)),
         "django-q2 cluster (queue) that runs executions; None is the default one.",
     ),
+    # -- serving apps written with the official SDK (README: "Serve functions written with the
+    # Inngest SDK"); SIGNING_KEY signs our calls and authenticates theirs.
+    "SDK_MODE": Setting(
+        "cloud",
+        (str,),
+        "'cloud': SDK apps must hold the signing key (signed calls both ways); 'dev': as the "
+        "Inngest Dev Server, unauthenticated syncs are accepted and answers need no signature.",
+    ),
+    "SDK_SIGNING_KEY_FALLBACK": Setting(
+        "", (str,), "A second signing key accepted from SDK apps while keys are rotated."
+    ),
+    "SDK_ALLOWED_HOSTS": Setting(
+        None,
+        (list, tuple, type(None)),
+        "Hosts SDK apps may be served from ('app.example.com', '*.example.com', '.example.com', "
+        "'10.0.0.5:8000'); None means Django's ALLOWED_HOSTS.",
+    ),
+    "SDK_ALLOWED_NETWORKS": Setting(
+        [],
+        (list, tuple),
+        "Non-public networks SDK apps may resolve to (CIDRs such as '10.0.0.0/8'); loopback and "
+        "private addresses are refused otherwise.",
+    ),
+    "SDK_HTTP_TIMEOUT_SECONDS": Setting(
+        300.0,
+        (int, float),
+        "How long a call to an SDK app may take: longer than the longest step.",
+        minimum=0,
+        above=True,
+    ),
+    "SDK_CONNECT_TIMEOUT_SECONDS": Setting(
+        10.0, (int, float), "How long connecting to an SDK app may take.", minimum=0, above=True
+    ),
+    "SDK_INLINE_STATE_MAX_BYTES": Setting(
+        2 * 1024 * 1024,
+        (int,),
+        "Larger call requests send no state; the SDK fetches it from /v0/runs/<id>/... (keep "
+        "it under the SDK app's DATA_UPLOAD_MAX_MEMORY_SIZE).",
+        minimum=1024,
+    ),
+    "SDK_CATALOG_REFRESH_SECONDS": Setting(
+        1.0,
+        (int, float),
+        "How often a process checks whether SDK apps were synced elsewhere (0: every lookup).",
+        minimum=0,
+    ),
     "RETENTION": Setting(
         timedelta(days=30),
         (timedelta, int, float, type(None)),
@@ -175,6 +221,14 @@ class InngestSettings:
     RETRY_BACKOFF_MAX_SECONDS: float
     DEDUPE_WINDOW_SECONDS: int
     Q_CLUSTER_NAME: str | None
+    SDK_MODE: str
+    SDK_SIGNING_KEY_FALLBACK: str
+    SDK_ALLOWED_HOSTS: list[str] | None
+    SDK_ALLOWED_NETWORKS: list[str]
+    SDK_HTTP_TIMEOUT_SECONDS: float
+    SDK_CONNECT_TIMEOUT_SECONDS: float
+    SDK_INLINE_STATE_MAX_BYTES: int
+    SDK_CATALOG_REFRESH_SECONDS: float
     RETENTION: timedelta | None
 
     def __getattr__(self, name: str) -> Any:

@@ -12,9 +12,12 @@ from django_inngest.definitions import Cancel, TriggerCron, TriggerEvent
 from django_inngest.flow_config import FlowOptions
 
 if TYPE_CHECKING:
-    from django_inngest.engine.context import Context
+    from django_inngest.client import Inngest
+    from django_inngest.engine.context import Context, ContextSync
+    from django_inngest.middleware import UninitializedMiddleware
 
-Handler = Callable[["Context"], Any]
+#: ``def handler(ctx: ContextSync)`` or ``async def handler(ctx: Context)``.
+Handler = Callable[["ContextSync"], Any] | Callable[["Context"], Any]
 
 FAILURE_SUFFIX = "-failure"
 FAILED_EVENT = "inngest/function.failed"
@@ -44,6 +47,14 @@ class Function:
     crons: tuple[TriggerCron, ...] = ()
     #: Flow control: concurrency, throttle, rate limit, debounce, batching, priority, ...
     flow: FlowOptions = field(default_factory=FlowOptions)
+    #: ``create_function(middleware=...)``: run after the client's (``engine.segments``).
+    middleware: tuple[UninitializedMiddleware, ...] = ()
+    #: The client that defined it: its middleware (current, ``add_middleware`` included) run
+    #: first.
+    client: Inngest | None = field(default=None, repr=False)
+    #: ``create_function(output_type=...)``: with the client's serializer, how the function's
+    #: output is stored (and how ``step.invoke`` returns it).
+    output_type: object = None
 
     @property
     def id(self) -> str:

@@ -9,8 +9,8 @@
   inspected before they are called; ``MiddlewareManager`` checks what they make at run time.
 - An async function may use both kinds of middleware.
 
-``create_function`` calls ``check_function_kinds`` (the lead wires it in when the engine runs
-async handlers).
+``create_function`` calls ``check_function_kinds``; ``Inngest.add_middleware`` checks the client's
+sync functions; system check ``django_inngest.E030`` checks every registered function again.
 """
 
 from __future__ import annotations

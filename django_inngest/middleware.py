@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from django_inngest.client import Inngest
     from django_inngest.definitions import EventValue as Event
-    from django_inngest.engine.context import Context
+    from django_inngest.engine.context import BaseContext
     from django_inngest.function import Function
     from django_inngest.sdk_types import SendEventsResult
 
@@ -64,7 +64,7 @@ class Middleware:
         """Before events are sent. Mutating ``event.data`` changes what is sent."""
         return None
 
-    async def transform_input(self, ctx: Context, function: Function, steps: StepMemos) -> None:
+    async def transform_input(self, ctx: BaseContext, function: Function, steps: StepMemos) -> None:
         """Before the handler (re)enters: may replace ``ctx`` fields or memoized data in ``steps``."""
         return None
 
@@ -101,7 +101,7 @@ class MiddlewareSync:
         """Before events are sent. Mutating ``event.data`` changes what is sent."""
         return None
 
-    def transform_input(self, ctx: Context, function: Function, steps: StepMemos) -> None:
+    def transform_input(self, ctx: BaseContext, function: Function, steps: StepMemos) -> None:
         """Before the handler (re)enters: may replace ``ctx`` fields or memoized data in ``steps``."""
         return None
 

@@ -91,7 +91,7 @@ from django_inngest.middleware import (
 if TYPE_CHECKING:
     from django_inngest.client import Inngest
     from django_inngest.definitions import EventValue as Event
-    from django_inngest.engine.context import Context
+    from django_inngest.engine.context import BaseContext
     from django_inngest.function import Function
     from django_inngest.sdk_types import SendEventsResult
 
@@ -248,7 +248,7 @@ class MiddlewareManager:
         return TransformOutputResult(error=working.error, output=working.output, step=result.step)
 
     # -- sync hooks -------------------------------------------------------------------------
-    def transform_input(self, ctx: Context, function: Function, steps: StepMemos) -> None:
+    def transform_input(self, ctx: BaseContext, function: Function, steps: StepMemos) -> None:
         self._run("transform_input", ctx, function, steps)
 
     def before_execution(self) -> None:
@@ -274,7 +274,9 @@ class MiddlewareManager:
         self._run("after_send_events", result)
 
     # -- async hooks ------------------------------------------------------------------------
-    async def atransform_input(self, ctx: Context, function: Function, steps: StepMemos) -> None:
+    async def atransform_input(
+        self, ctx: BaseContext, function: Function, steps: StepMemos
+    ) -> None:
         await self._arun("transform_input", ctx, function, steps)
 
     async def abefore_execution(self) -> None:

@@ -1,16 +1,20 @@
-"""Keep ``FunctionRegistration`` rows in step with the code registry."""
+"""Keep ``FunctionRegistration`` rows in step with the code registry. (Rows of SDK apps'
+functions are written by their syncs, ``app_sync``, and left alone here.)"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from django_inngest import database
 from django_inngest.function import Function
 from django_inngest.models import CronSchedule, FunctionRegistration
 from django_inngest.registry import registry
+from django_inngest.sdk_function import SdkFunction
 
 logger = logging.getLogger(__name__)
 _known: set[str] = set()
@@ -23,13 +27,14 @@ def _fields(function: Function) -> dict[str, object]:
         "name": function.name,
         "config": function.config(),
         "is_active": True,
+        "sdk_app": None,  # code wins an ID an SDK app had (app_sync refuses the reverse)
     }
 
 
 def sync_registrations() -> tuple[int, int]:
-    """Upsert a row per registered function; deactivate rows whose function left the code.
-
-    Returns (active, deactivated). Runs of deactivated functions are kept.
+    """Upsert a row per registered function; deactivate rows whose function left the code
+    (rows of SDK apps' functions are theirs). Returns (active, deactivated). Runs of
+    deactivated functions are kept.
     """
     functions = registry.all()
     with database.atomic():
@@ -38,11 +43,14 @@ def sync_registrations() -> tuple[int, int]:
                 function_id=function.id, defaults=_fields(function)
             )
         deactivated = (
-            FunctionRegistration.objects.filter(is_active=True)
+            FunctionRegistration.objects.filter(is_active=True, sdk_app__isnull=True)
             .exclude(function_id__in=[f.id for f in functions])
             .update(is_active=False)
         )
-        sync_schedules(functions, timezone.now())
+        # The code's own schedules: an SDK app's are synced with the app (app_sync).
+        sync_schedules(
+            functions, timezone.now(), CronSchedule.objects.filter(function__sdk_app=None)
+        )
     ids = [f.id for f in functions]
     database.on_commit(lambda: _known.update(ids))  # only rows that really exist
     logger.info("Synced functions active=%s deactivated=%s", len(functions), deactivated)
@@ -51,8 +59,8 @@ def sync_registrations() -> tuple[int, int]:
 
 def ensure_registered(function: Function) -> None:
     """Make sure a run's foreign key has a row to point at (cheap after the first call)."""
-    if function.id in _known:
-        return
+    if function.id in _known or isinstance(function, SdkFunction):
+        return  # an SDK app's function has its row from the sync that made it known
     FunctionRegistration.objects.update_or_create(
         function_id=function.id, defaults=_fields(function)
     )
@@ -65,12 +73,15 @@ def forget_cache() -> None:
     _known.clear()
 
 
-def sync_schedules(functions: list[Function], now: datetime) -> None:
-    """One ``CronSchedule`` row per cron trigger in code; a new one starts at its next tick
-    from now, an unchanged one keeps its place, and one no longer in code is deleted (its
+def sync_schedules(
+    functions: Sequence[Function], now: datetime, owned: QuerySet[CronSchedule]
+) -> None:
+    """One ``CronSchedule`` row per cron trigger of ``functions``; a new one starts at its next
+    tick from now, an unchanged one keeps its place, and one of ``owned`` (the schedules this
+    source of functions syncs: the code's, or one SDK app's) no longer wanted is deleted (its
     function stops firing)."""
     wanted = {(f.id, t.cron): t for f in functions for t in f.crons}
-    existing = {(s.function_id, s.cron): s for s in CronSchedule.objects.all()}
+    existing = {(s.function_id, s.cron): s for s in owned}
     for key, schedule in existing.items():
         if key not in wanted:
             schedule.delete()

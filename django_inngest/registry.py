@@ -1,11 +1,18 @@
-"""The process-wide registry of functions, filled by autodiscovering ``inngest_functions`` modules."""
+"""The process-wide registry of functions, filled by autodiscovering ``inngest_functions`` modules.
+
+It has two sources: functions defined in code (registered at import), and an attached second
+source for functions that SDK apps serve over HTTP (``sdk_catalog``, attached when the app is
+ready). ``all()`` lists code only (what ``registrations`` syncs and checks inspect); ``get()``
+and ``triggerable()`` see both, code first.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import import_module
+from typing import Protocol
 
 from django.apps import apps
 from django.utils.module_loading import module_has_submodule
@@ -13,6 +20,18 @@ from django.utils.module_loading import module_has_submodule
 from django_inngest.conf import settings
 from django_inngest.exceptions import FunctionAlreadyRegisteredError
 from django_inngest.function import Function
+
+
+class FunctionSource(Protocol):
+    """Functions defined outside code; ``version`` changes whenever they do."""
+
+    version: int
+
+    def get(self, function_id: str) -> Function | None: ...
+
+    def active(self) -> Sequence[Function]: ...
+
+    def refresh(self) -> None: ...
 
 
 class FunctionRegistry:
@@ -25,6 +44,11 @@ class FunctionRegistry:
         self.errors: list[FunctionAlreadyRegisteredError] = []
         #: Bumped on every change so caches built from the registry know when to rebuild.
         self.version = 0
+        self._source: FunctionSource | None = None
+
+    def attach_source(self, source: FunctionSource | None) -> None:
+        """Add the functions ``source`` knows (SDK apps') behind the code functions."""
+        self._source = source
 
     def register(self, function: Function) -> None:
         with self._lock:
@@ -40,7 +64,25 @@ class FunctionRegistry:
             self.version += 1
 
     def get(self, function_id: str) -> Function | None:
-        return self._functions.get(function_id)
+        """A code function, else one from the attached source (an ID in code always wins)."""
+        function = self._functions.get(function_id)
+        if function is None and self._source is not None:
+            function = self._source.get(function_id)
+        return function
+
+    def triggerable(self) -> list[Function]:
+        """Every function events may start: code, plus the source's active ones."""
+        functions = list(self._functions.values())
+        if self._source is not None:
+            functions += [f for f in self._source.active() if f.id not in self._functions]
+        return functions
+
+    def trigger_version(self) -> tuple[int, int]:
+        """Changes whenever ``triggerable()`` may have (the source is checked for news)."""
+        if self._source is None:
+            return self.version, 0
+        self._source.refresh()
+        return self.version, self._source.version
 
     def all(self) -> list[Function]:
         return list(self._functions.values())
@@ -69,16 +111,17 @@ class FunctionRegistry:
 
     @contextmanager
     def isolated(self) -> Iterator[FunctionRegistry]:
-        """Swap in an empty registry for a block (tests); restore the previous one after."""
+        """Swap in an empty registry for a block (tests), without SDK apps' functions either;
+        restore the previous one after."""
         with self._lock:
-            saved, saved_errors = self._functions, self.errors
-            self._functions, self.errors = {}, []
+            saved, saved_errors, saved_source = self._functions, self.errors, self._source
+            self._functions, self.errors, self._source = {}, [], None
             self.version += 1
         try:
             yield self
         finally:
             with self._lock:
-                self._functions, self.errors = saved, saved_errors
+                self._functions, self.errors, self._source = saved, saved_errors, saved_source
                 self.version += 1
 
 

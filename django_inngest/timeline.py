@@ -248,7 +248,7 @@ def _step_row(step: StepLike, outcome: StepOutcome, axis: _Axis, end: datetime) 
     finish = outcome.ended_at or (end if step.kind not in _WAITING_KINDS else None)
     return Row(
         key=str(step.pk),
-        name=step.step_id,
+        name=getattr(step, "display_name", "") or step.step_id,  # an SDK step's ID is a hash
         kind=step.kind,
         kind_label=_KIND_LABELS.get(step.kind, step.kind),
         status=outcome.css,

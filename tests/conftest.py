@@ -6,17 +6,21 @@ import pytest
 
 from django_inngest import Inngest, registrations
 from django_inngest.registry import FunctionRegistry, registry
+from django_inngest.sdk_catalog import catalog
 
-# Fixtures of the SDK protocol tests: a capture server and an inngest-py app (tests/sdkapp/).
-pytest_plugins = ["tests.sdkapp.fixtures"]
+# Fixtures of the SDK protocol tests: a capture server and an inngest-py app (tests/sdkapp/);
+# and of SDK-served functions: an inngest-py app our engine runs (tests/sdkserve/).
+pytest_plugins = ["tests.sdkapp.fixtures", "tests.sdkserve.fixtures"]
 
 
 @pytest.fixture(autouse=True)
 def _fresh_registration_cache() -> Iterator[None]:
     # Each test gets a fresh database; the "already registered" cache must not outlive it.
     registrations.forget_cache()
+    catalog.forget()  # nor the SDK apps' functions read from it
     yield
     registrations.forget_cache()
+    catalog.forget()
 
 
 @pytest.fixture

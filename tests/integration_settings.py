@@ -35,6 +35,10 @@ DJANGO_INNGEST_LEASE_SECONDS = 3
 DJANGO_INNGEST_REDISPATCH_AFTER_SECONDS = 2
 # The library's default is 0.25 s; a test may run its workers with that (or another) value.
 DJANGO_INNGEST_TIMER_POLL_SECONDS = float(os.environ.get("INNGEST_TEST_TIMER_POLL", "0.1"))
+# SDK apps served by the test process's live server (tests/test_sdkserve_qcluster.py).
+DJANGO_INNGEST_SDK_ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+DJANGO_INNGEST_SDK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+DJANGO_INNGEST_SDK_HTTP_TIMEOUT_SECONDS = 60
 DJANGO_INNGEST_RETRY_BACKOFF_SECONDS = 0.2
 DJANGO_INNGEST_RETRY_BACKOFF_MAX_SECONDS = 1
 

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django_q",
     "django_inngest",
     "tests.testapp",
+    "tests.portapp",  # inngest-py's documented examples, ported by changing the import
 ]
 
 MIDDLEWARE = [

@@ -263,3 +263,29 @@ def test_e020_flow_control_keys_must_be_valid_cel_over_event(inngest: Inngest) -
     assert "line 1, column" in key_error.msg and "^" in key_error.msg  # where parsing failed
     assert "unknown variable 'async'" in next(e for e in errors if "priority" in e.msg).msg
     assert all(e.obj == function.source for e in errors)
+
+
+class _SplitRouter:
+    """Sends run rows to another database than the rest of django_inngest's tables."""
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "elsewhere" if model.__name__ == "FunctionRun" else None
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return self.db_for_write(model)
+
+
+def test_e011_our_models_split_across_databases(settings: Any) -> None:
+    assert "django_inngest.E011" not in [m.id for m in check_integration()]
+    settings.DATABASE_ROUTERS = [_SplitRouter()]
+    (error,) = [m for m in check_integration() if m.id == "django_inngest.E011"]
+    assert "FunctionRun: ['elsewhere']" in error.msg and "StepRun: ['default']" in error.msg
+    assert "one transaction" in error.hint
+
+
+def test_the_engine_writes_through_the_alias_our_models_route_to(settings: Any) -> None:
+    from django_inngest import database
+
+    assert database.alias() == "default"
+    settings.DATABASE_ROUTERS = [_SplitRouter()]
+    assert database.alias() == "elsewhere"  # hand-written SQL and transactions follow it

@@ -166,15 +166,6 @@ def test_a_flow_option_of_the_wrong_type_raises_naming_it(inngest: Inngest, opti
     assert inngest.registry.all() == []
 
 
-@pytest.mark.parametrize("option", ["middleware"])
-def test_unsupported_inngest_option_raises_naming_it(inngest: Inngest, option: str) -> None:
-    with pytest.raises(ConfigurationError) as excinfo:
-        inngest.create_function(fn_id="f", trigger=TriggerEvent(event="t/x"), **{option: object()})
-    assert option in str(excinfo.value)
-    assert "not" in str(excinfo.value)  # says it is not implemented, not merely "unknown"
-    assert inngest.registry.all() == []
-
-
 def test_output_type_is_accepted(inngest: Inngest) -> None:
     function = inngest.create_function(
         fn_id="f", trigger=TriggerEvent(event="t/x"), output_type=str
@@ -499,8 +490,13 @@ def test_async_send_stores_the_event_and_runs_the_function(inngest: Inngest) -> 
     assert seen == [{"name": "ada"}]
 
 
-def test_inngest_py_sync_names_are_aliases() -> None:
+def test_inngest_py_names_split_sync_and_async_as_inngest_py_does() -> None:
+    import inspect
+
     import django_inngest as inngest
 
-    assert inngest.ContextSync is inngest.Context
-    assert inngest.StepSync is inngest.Step
+    assert inngest.ContextSync is not inngest.Context
+    assert inspect.iscoroutinefunction(inngest.Step.run)
+    assert not inspect.iscoroutinefunction(inngest.StepSync.run)
+    assert inspect.iscoroutinefunction(inngest.Group.parallel)
+    assert not inspect.iscoroutinefunction(inngest.GroupSync.parallel)

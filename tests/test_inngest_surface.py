@@ -2,15 +2,13 @@
 applying (``django_inngest/sdk_names.py``, README "Porting from inngest-py").
 
 "Provided" means: the same kind of object (class, enum, alias, protocol), accepting inngest-py's
-constructor keywords, with inngest-py's methods and their parameters. Two kinds of expectation
-are not met on this branch, on purpose:
+constructor keywords, with inngest-py's methods and their parameters.
 
 - FLOW OPTIONS (``Batch``, ``Concurrency``, ``Debounce``, ``Priority``, ``RateLimit``,
   ``Singleton``, ``Throttle``, ``Timeouts``) come from ``django_inngest.flow_options``, written on
   another branch: their tests FAIL until it is merged, and pass after.
-- ENGINE WORK (async ``Step``, ``parallel_mode``, ``invoke(v=...)``, ``create_function(middleware=
-  ...)`` and the on_failure rule) are marked ``xfail(strict=True)``: once the engine provides
-  them the test XPASSes, strict mode fails it, and the mark must be removed.
+- ENGINE WORK (async ``Step``/``Group``, ``parallel_mode``, ``invoke(v=...)``,
+  ``create_function(middleware=...)`` and the on_failure rule) is done: those tests pass.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from django_inngest import sdk_names
 INNGEST_PUBLIC = sorted(name for name in dir(inngest) if not name.startswith("_"))
 PROVIDED = [name for name in INNGEST_PUBLIC if name not in sdk_names.DOES_NOT_APPLY]
 FLOW = set(sdk_names.FROM_FLOW_OPTIONS)
-ENGINE = "engine work for the lead (see docs/porting-notes.md); remove this mark once it passes"
 
 
 def ours(name: str) -> Any:
@@ -191,7 +188,6 @@ def test_create_function_knows_every_inngest_py_keyword() -> None:
     assert not unknown, f"create_function does not know {sorted(unknown)}"
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE)
 def test_create_function_accepts_middleware(isolated_registry: Any) -> None:
     client = django_inngest.Inngest(app_id="surface")
     client.create_function(
@@ -201,7 +197,6 @@ def test_create_function_accepts_middleware(isolated_registry: Any) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE)
 def test_create_function_applies_inngest_pys_on_failure_rule(isolated_registry: Any) -> None:
     from django_inngest.exceptions import ConfigurationError
 
@@ -250,7 +245,6 @@ def test_step_methods_take_inngest_pys_parameters(name: str) -> None:
         )
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE)
 @pytest.mark.parametrize("method", ["invoke", "invoke_by_id"])
 def test_invoke_takes_v(method: str) -> None:
     assert_same_parameters(
@@ -258,19 +252,19 @@ def test_invoke_takes_v(method: str) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE)
 def test_step_is_inngest_pys_async_step() -> None:
     # inngest.Step is the async API (await ctx.step.run(...)); StepSync is the sync one.
     for method in public_methods(inngest.Step):
         assert inspect.iscoroutinefunction(getattr(django_inngest.Step, method)), method
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE)
 def test_group_parallel_takes_parallel_mode() -> None:
-    from django_inngest.engine.steps import Group
-
-    their_group = inngest._internal.step_lib.GroupSync
-    assert_same_parameters(Group.parallel, their_group.parallel, "Group.parallel")
+    step_lib = inngest._internal.step_lib
+    assert_same_parameters(
+        django_inngest.GroupSync.parallel, step_lib.GroupSync.parallel, "GroupSync.parallel"
+    )
+    assert_same_parameters(django_inngest.Group.parallel, step_lib.Group.parallel, "Group.parallel")
+    assert inspect.iscoroutinefunction(django_inngest.Group.parallel)
 
 
 def test_parallel_mode_has_inngest_pys_members_and_values() -> None:

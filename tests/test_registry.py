@@ -13,6 +13,7 @@ import pytest
 from django.core.management.sql import emit_post_migrate_signal
 from django.test import override_settings
 
+import tests.portapp
 import tests.testapp
 from django_inngest import Context, Event, Inngest, TriggerEvent
 from django_inngest.definitions import Cancel
@@ -148,9 +149,10 @@ def test_autodiscovery_found_the_test_app_module() -> None:
 
 @pytest.fixture
 def fresh_testapp_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Let autodiscovery import ``tests.testapp.inngest_functions`` again; restore it after."""
-    monkeypatch.delitem(sys.modules, "tests.testapp.inngest_functions")
-    monkeypatch.setattr(tests.testapp, "inngest_functions", tests.testapp.inngest_functions)
+    """Let autodiscovery import the test apps' ``inngest_functions`` again; restore them after."""
+    for package in (tests.testapp, tests.portapp):
+        monkeypatch.delitem(sys.modules, f"{package.__name__}.inngest_functions")
+        monkeypatch.setattr(package, "inngest_functions", package.inngest_functions)
     yield
 
 
@@ -306,3 +308,30 @@ def test_registration_config_has_inngest_shape(inngest: Inngest) -> None:
         ],
         "steps": {"step": {"retries": {"attempts": 2}}},
     }
+
+
+@override_settings(DJANGO_INNGEST_AUTODISCOVER_MODULE="broken_functions")
+def test_a_module_failing_half_way_registers_none_of_its_functions(
+    isolated_registry: FunctionRegistry,
+) -> None:
+    sys.modules.pop("tests.testapp.broken_functions", None)
+    with pytest.raises(RuntimeError, match="a mistake further down") as failed:
+        autodiscover()
+    notes = "\n".join(getattr(failed.value, "__notes__", []))
+    assert "while importing tests.testapp.broken_functions" in notes
+    assert "none of its functions are registered" in notes
+    assert isolated_registry.get("broken-defined-first") is None  # rolled back
+    assert isolated_registry.all() == []
+    assert "tests.testapp.broken_functions" not in sys.modules
+
+
+def test_all_or_nothing_keeps_what_a_block_registered_when_it_completes(
+    isolated_registry: FunctionRegistry,
+) -> None:
+    with isolated_registry.all_or_nothing():
+        Inngest(app_id="ok").create_function(fn_id="f", trigger=TriggerEvent(event="ok/f"))(first)
+    assert isolated_registry.get("ok-f") is not None
+    with pytest.raises(ValueError), isolated_registry.all_or_nothing():
+        Inngest(app_id="ok").create_function(fn_id="g", trigger=TriggerEvent(event="ok/g"))(first)
+        raise ValueError("half-way")
+    assert isolated_registry.get("ok-g") is None and isolated_registry.get("ok-f") is not None

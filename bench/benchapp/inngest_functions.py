@@ -8,18 +8,20 @@ from django_inngest import (
     Batch,
     Cancel,
     Concurrency,
-    Context,
     Debounce,
     Inngest,
     Throttle,
     TriggerCron,
     TriggerEvent,
 )
+from django_inngest import Context as AsyncContext
+from django_inngest import ContextSync as Context
 
 bench_client = Inngest(app_id="bench")
 
 #: Function IDs, as the benchmark scripts query them.
 STEPS_10 = "bench-steps-10"
+STEPS_10_ASYNC = "bench-steps-10-async"
 STEPS_1 = "bench-steps-1"
 SLEEPER = "bench-sleeper"
 TRIGGERED = "bench-triggered"
@@ -37,6 +39,21 @@ def steps_10(ctx: Context) -> int:
     total = 0
     for i in range(10):
         total += ctx.step.run(f"step-{i}", _noop, i)
+    return total
+
+
+async def _async_noop(i: int) -> int:
+    return i
+
+
+@bench_client.create_function(
+    fn_id="steps-10-async", trigger=TriggerEvent(event="bench/steps.10.async")
+)
+async def steps_10_async(ctx: AsyncContext) -> int:
+    """The same 10 no-op steps, in an ``async def`` handler with ``async def`` step bodies."""
+    total = 0
+    for i in range(10):
+        total += await ctx.step.run(f"step-{i}", _async_noop, i)
     return total
 
 

@@ -11,6 +11,7 @@ from django_inngest.admin.cancellations import CancellationAdmin
 from django_inngest.admin.events import EventAdmin, ListenerAdmin
 from django_inngest.admin.functions import FunctionRegistrationAdmin
 from django_inngest.admin.runs import FunctionRunAdmin
+from django_inngest.admin.sdk_apps import SdkAppAdmin
 from django_inngest.admin.steps import StepRunAdmin
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "FunctionRegistrationAdmin",
     "FunctionRunAdmin",
     "ListenerAdmin",
+    "SdkAppAdmin",
     "StepRunAdmin",
 ]

@@ -12,14 +12,23 @@ from django_inngest.models import StepRun
 
 @admin.register(StepRun)
 class StepRunAdmin(ReadOnlyAdmin):
-    list_display = ("step_id", "run_link", "kind", "status_display", "attempts", "started", "ended")
+    list_display = (
+        "step_name",
+        "run_link",
+        "kind",
+        "status_display",
+        "attempts",
+        "started",
+        "ended",
+    )
     list_filter = ("kind", "status")
     list_select_related = ("run",)
-    search_fields = ("=run__run_id", "step_id")
+    search_fields = ("=run__run_id", "step_id", "display_name")
     date_hierarchy = "started_at"
     fields = (
         "run_link",
         "step_id",
+        "display_name",
         "position",
         "kind",
         "status",
@@ -40,6 +49,10 @@ class StepRunAdmin(ReadOnlyAdmin):
         "error_display",
         "attempt_log_display",
     )
+
+    @admin.display(description=gettext_lazy("step"), ordering="step_id")
+    def step_name(self, step: StepRun) -> str:
+        return step.name
 
     @admin.display(description=gettext_lazy("run"), ordering="run")
     def run_link(self, step: StepRun) -> str:

@@ -180,6 +180,11 @@ class StepSerializer(serializers.Serializer[StepRun]):
     ``wait_for_event`` that timed out ``TimedOut``. Pass the run as ``context["run"]``."""
 
     step_id = serializers.CharField(read_only=True)
+    name = serializers.CharField(
+        read_only=True,
+        help_text="The step ID as written; a step of an SDK-served function has its hash "
+        "as `step_id`.",
+    )
     position = serializers.IntegerField(read_only=True, min_value=0)
     kind = serializers.ChoiceField(choices=StepKind.choices, read_only=True)
     status = serializers.ChoiceField(

@@ -32,7 +32,7 @@ from django_inngest.middleware import MiddlewareSync, Opcode, StepMemos, Transfo
 
 if TYPE_CHECKING:
     from django_inngest.client import Inngest
-    from django_inngest.engine.context import Context
+    from django_inngest.engine.context import BaseContext as Context
     from django_inngest.function import Function
 
 logger = logging.getLogger(__name__)

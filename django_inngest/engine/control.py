@@ -86,6 +86,8 @@ class InvokeOp:
     function_id: str
     data: dict[str, Any]
     timeout: datetime.timedelta | None
+    #: The child's ``event.v`` (inngest-py's ``invoke(v=...)``).
+    v: str | None = None
     kind = StepKind.INVOKE
 
 
@@ -99,6 +101,13 @@ class Planned:
 
     op: RunOp
     memo: StepRun | None
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """A settled memo's value, replayed without executing anything (``step_kinds.recall``)."""
+
+    value: Any
 
 
 def check_output(value: Any, limit: int) -> Any:

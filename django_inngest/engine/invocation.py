@@ -148,6 +148,10 @@ class Invocation:
         """Commit the pause (with the step row and ``then``'s writes), release the lease and
         raise Suspend: the worker is free, and the run resumes by replay when it is woken."""
         now = timezone.now()
+        if attempt is None and self.progressed:
+            # The run made progress since its last failure: the handler's failure count
+            # (Inngest's attempt of the unit of work) starts again from 0.
+            attempt = 0
         with database.atomic():
             paused = FunctionRun.objects.pause(
                 self.run.run_id,

@@ -10,17 +10,15 @@ from typing import Any
 from django.utils import timezone
 
 from django_inngest import database
-from django_inngest.conf import settings
-from django_inngest.definitions import EventValue
-from django_inngest.engine import retries
+from django_inngest.engine import remote, retries
 from django_inngest.engine.completions import Completions
-from django_inngest.engine.context import Context, FunctionLogger
-from django_inngest.engine.control import WORKER_LOST, Abandon, Suspend, check_output, error_dict
+from django_inngest.engine.control import WORKER_LOST, Abandon, Suspend, error_dict
+from django_inngest.engine.handler_call import Turn
 from django_inngest.engine.invocation import Invocation
 from django_inngest.engine.lifecycle import finish_run
-from django_inngest.engine.steps import Group, Step
 from django_inngest.models import Claim, FunctionRun, RunStatus, StepKind, StepStatus, WaitKind
 from django_inngest.registry import registry
+from django_inngest.sdk_function import SdkFunction
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +35,8 @@ def take_turn(claimed: Claim, owner: str, completions: Completions) -> str:
             "message": f"function {run.function_id!r} is not defined in this worker",
         }
         return _fail(run.run_id, owner, missing)
+    if isinstance(function, SdkFunction):  # an SDK app runs it, over HTTP: engine/remote.py
+        return remote.take_turn(claimed, function, owner, completions)
     inv = Invocation(run, function, owner, first=first)
     if recovered and not any(m.status == StepStatus.RUNNING for m in inv.memos.values()):
         # The worker died outside any step: count it against the run so a crash loop ends.
@@ -48,44 +48,16 @@ def take_turn(claimed: Claim, owner: str, completions: Completions) -> str:
     return _call_handler(inv, completions)
 
 
-def _event_value(payload: dict[str, Any]) -> EventValue:
-    return EventValue(
-        **{k: v for k, v in payload.items() if k in ("name", "data", "id", "ts", "user", "v")}
-    )
-
-
-def context_for(inv: Invocation) -> Context:
-    events = [_event_value(p) for p in inv.run.trigger_payloads()]
-    event = events[0]
-    base = logging.getLogger(f"django_inngest.functions.{inv.function.id}")
-    fn_logger = FunctionLogger(
-        base, {"run_id": inv.run.run_id, "function_id": inv.function.id}, lambda: inv.replaying
-    )
-    step = Step(inv)
-    return Context(
-        attempt=inv.run.attempt,
-        event=event,
-        events=events,
-        group=Group(inv),
-        logger=fn_logger,
-        run_id=inv.run.run_id,
-        step=step,
-        function_id=inv.function.id,
-        _is_cancelled=inv.is_cancelled,
-    )
-
-
 def _call_handler(inv: Invocation, completions: Completions) -> str:
+    turn = Turn(inv)  # the handler's context, sync or async, and its middleware
     try:
-        output = check_output(
-            inv.function.handler(context_for(inv)), settings.MAX_STEP_OUTPUT_BYTES
-        )
+        output = turn.call()
     except Suspend:
         return "paused"
     except Abandon:
         return "abandoned"
     except Exception as exc:
-        return _handler_failed(inv, exc)
+        return _handler_failed(inv, exc, turn.attempt + 1)
     # Written with the worker's next completions; the flush may still find it cancelled.
     completions.add(inv.run, inv.owner, output, has_listeners=_may_have_listeners(inv))
     return "completed"
@@ -96,10 +68,10 @@ def _may_have_listeners(inv: Invocation) -> bool:
     return bool(inv.function.cancel) or any(m.kind == StepKind.WAIT for m in inv.memos.values())
 
 
-def _handler_failed(inv: Invocation, exc: Exception) -> str:
-    """An error outside any step: retried as Inngest retries the function's final "step"."""
+def _handler_failed(inv: Invocation, exc: Exception, attempt: int) -> str:
+    """An error outside any step: retried as Inngest retries the function's final "step".
+    ``attempt`` counts the failures since the run last made progress, this one included."""
     now = timezone.now()
-    attempt = inv.run.attempt + 1
     retry_at = retries.next_attempt_at(
         retries.Failure.of(exc, now), attempt, inv.function.retry_limit, now
     )

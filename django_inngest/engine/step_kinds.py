@@ -1,32 +1,34 @@
 """Every kind of step, executed: run, sleep (and sleep_until), wait_for_event, send_event,
-invoke, and the parallel group.
+invoke, and the steps of a parallel group.
 
-Each op goes through ``perform``: a memo that settled (Completed or Failed) is replayed, its
-value returned or its error raised, exactly once here for every kind; otherwise the kind's
-executor runs, with one signature ``(inv, op, memo) -> value``. ``step.run`` is split into
-``begin_run``, the user's call and ``finish_run``, so that an ``async`` step API can await the
-user's call between the two.
+Each op goes through ``perform``: ``recall`` replays a memo that settled (Completed or Failed),
+its value returned or its error raised, exactly once here for every kind, without touching the
+database; otherwise ``execute`` runs the kind's executor, with one signature ``(inv, op, memo)
+-> value``. ``step.run`` is split into ``begin_run``, the user's call and ``finish_run``, and a
+parallel group's steps into ``start_planned``, the calls and ``commit_planned``, so that the
+async step API (``steps_async``) awaits the user's calls in between.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
-from django.db import connections
 from django.utils import timezone
 
 from django_inngest.conf import settings
 from django_inngest.database import atomic as database_atomic
-from django_inngest.engine import emit, gates, retries
+from django_inngest.engine import attempts, emit, retries
 from django_inngest.engine.control import (
     WORKER_LOST,
     InvokeOp,
     Planned,
     PlanningInterrupt,
+    Recalled,
     RunOp,
     SendOp,
     SleepOp,
@@ -37,42 +39,56 @@ from django_inngest.engine.control import (
 )
 from django_inngest.engine.invocation import Invocation
 from django_inngest.engine.leases import lease_keeper
-from django_inngest.exceptions import ConfigurationError, StepError
+from django_inngest.exceptions import ConfigurationError, NonRetriableError, StepError
 from django_inngest.function import INVOKED_EVENT
-from django_inngest.models import (
-    Listener,
-    ListenerKind,
-    StepRun,
-    StepStatus,
-    WaitKind,
-)
+from django_inngest.models import Listener, ListenerKind, StepRun, StepStatus, WaitKind
 from django_inngest.models.listeners import residual
 from django_inngest.registry import registry
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-#: Most planned steps of one ``group.parallel`` pass executed at once.
-MAX_PARALLEL_THREADS = 8
 _SETTLED = (StepStatus.COMPLETED, StepStatus.FAILED)
 Executor = Callable[[Invocation, Any, StepRun | None], Any]
 
 
 def perform(inv: Invocation, op: StepOp) -> Any:
     """Replay the op's settled memo, or execute it (or, while parallel plans, collect it)."""
+    found = recall(inv, op)
+    if isinstance(found, Recalled):
+        return found.value
+    return execute(inv, op, found)
+
+
+def recall(inv: Invocation, op: StepOp) -> Recalled | StepRun | None:
+    """The part of ``perform`` that never touches the database (so an async handler calls it on
+    its event loop): replay a settled memo (its value, or its error raised), or, while
+    ``group.parallel`` plans, collect a new ``step.run`` and interrupt the branch. Otherwise
+    returns the op's unsettled memo, or None, for ``execute``."""
     memo = inv.memo_for(op)
     if memo is not None and memo.status in _SETTLED:
         inv.consume_memo()
         if memo.status == StepStatus.FAILED:
             raise StepError.from_dict(memo.error or {}, op.uid)
-        return memo.output
+        return Recalled(memo.output)
     if inv.planning is not None:
         # While group.parallel plans, a new step.run is gathered; any other new step ends the
         # branch's planning, and it runs (and pauses, if it must) in the final pass.
         if isinstance(op, RunOp):
             inv.planning.append(Planned(op, memo))
         raise PlanningInterrupt()
+    return memo
+
+
+def execute(inv: Invocation, op: StepOp, memo: StepRun | None) -> Any:
+    """Run the op's executor. A result it returns, or a final failure it raises, is committed:
+    the run made progress (``ctx.attempt`` starts again from 0; see ``engine.attempts``)."""
     executor: Executor = _EXECUTORS[type(op)]
-    return executor(inv, op, memo)
+    try:
+        value = executor(inv, op, memo)
+    except StepError:
+        inv.progressed = True
+        raise
+    inv.progressed = True
+    return value
 
 
 # -- step.run -------------------------------------------------------------------------------------
@@ -101,26 +117,44 @@ def finish_run(inv: Invocation, step: StepRun, ok: bool, outcome: Any) -> Any:
     return outcome
 
 
-def call_step(
-    handler: Callable[..., Any], args: tuple[Any, ...], *, own_connection: bool = False
-) -> tuple[bool, Any]:
-    """Run a step's user code: (True, checked output) or (False, the exception)."""
+def call_step(handler: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+    """Run a sync step's user code: (True, checked output) or (False, the exception)."""
     try:
-        return True, check_output(handler(*args), settings.MAX_STEP_OUTPUT_BYTES)
+        output = handler(*args)
+        if inspect.isawaitable(output):
+            _discard(output)
+            raise NonRetriableError(
+                "the step.run body returned an awaitable, but the function is sync: a sync "
+                "handler's steps must return values; define the function with `async def` to "
+                "await in its steps"
+            )
+        return True, check_output(output, settings.MAX_STEP_OUTPUT_BYTES)
     except Exception as exc:
         return False, exc
-    finally:
-        if own_connection:
-            connections.close_all()  # a step thread's connections must not outlive it
+
+
+def _discard(awaitable: Any) -> None:
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()  # never awaited: no "coroutine was never awaited" warning
+
+
+def run_body(inv: Invocation, step: StepRun, op: RunOp) -> tuple[bool, Any]:
+    """Call a sync ``step.run`` body between ``begin_run`` and ``finish_run``.
+
+    The step row is written once, with its result. Only a step that outlives a third of the
+    lease is first recorded as Running (by the keeper), so that a worker killed inside it is
+    charged to that step; a short step's crash is charged to the run.
+    """
+    with (
+        lease_keeper.watch(inv.run.run_id, inv.owner, on_long=step.save),
+        attempts.within_step(inv.run.run_id, step.attempts - 1),
+    ):
+        return call_step(op.handler, op.args)
 
 
 def _run(inv: Invocation, op: RunOp, memo: StepRun | None) -> Any:
     step = begin_run(inv, op, memo)
-    # The step row is written once, with its result. Only a step that outlives a third of the
-    # lease is first recorded as Running (by the keeper), so that a worker killed inside it is
-    # charged to that step; a short step's crash is charged to the run.
-    with lease_keeper.watch(inv.run.run_id, inv.owner, on_long=step.save):
-        ok, outcome = call_step(op.handler, op.args)
+    ok, outcome = run_body(inv, step, op)
     return finish_run(inv, step, ok, outcome)
 
 
@@ -205,56 +239,25 @@ def _charge_worker_lost(memo: StepRun, now: datetime) -> dict[str, Any]:
     return dict(WORKER_LOST)
 
 
-# -- group.parallel ---------------------------------------------------------------------------
-def parallel(inv: Invocation, branches: Sequence[Callable[[], T]]) -> tuple[T, ...]:
-    """Inngest's plan-then-run: each branch runs until it reaches a step that has not run yet;
-    those steps execute concurrently and are committed; this repeats until every branch runs to
-    its end from memo. A branch that sleeps or waits pauses the run; on resume the finished
-    branches replay from memo. Results are returned in order."""
-    if inv.planning is not None:  # nested parallel: the outer one plans
-        return tuple(branch() for branch in branches)
-    counters = dict(inv.seen_ids)
-    while True:
-        inv.seen_ids = dict(counters)  # every pass replays the branches from the same IDs
-        planned = _plan(inv, branches)
-        if not planned:
-            break
-        _run_planned(inv, planned)
-    inv.seen_ids = dict(counters)
-    return tuple(branch() for branch in branches)
-
-
-def _plan(inv: Invocation, branches: Sequence[Callable[[], Any]]) -> list[Planned]:
-    inv.planning = []
-    with inv.quiet():
-        try:
-            for branch in branches:
-                try:
-                    branch()
-                except PlanningInterrupt:
-                    pass
-                except Exception:
-                    continue  # it fails for real in the final pass
-            return inv.planning
-        finally:
-            inv.planning = None
-
-
-def _run_planned(inv: Invocation, planned: list[Planned]) -> None:
-    """Run the planned new steps concurrently (each in its own thread, with its own database
-    connection), then commit their results together. Failed steps follow the same retry rules
-    as sequential ones; a retry pauses the run until the earliest is due."""
-    inv.end_replay()
+# -- group.parallel: its steps' two phases (the scheduling is engine.parallel) -----------------
+def start_planned(
+    inv: Invocation, planned: Sequence[Planned], *, may_yield: bool = True
+) -> tuple[list[tuple[StepRun, RunOp]], dict[str, datetime]]:
+    """Start the planned new steps of a parallel group, in one transaction: returns the attempts
+    to run now (each step saved as Running) and the wake-up times of those that must wait (a
+    retry not due yet, or an attempt a dead worker left, now settled). ``may_yield``: check the
+    budget and bulk cancellations first (not while other steps of the group are in flight)."""
     now = timezone.now()
-    wakes: list[datetime] = []
-    attempts: list[tuple[StepRun, RunOp]] = []
-    if any(
+    wakes: dict[str, datetime] = {}
+    attempts_now: list[tuple[StepRun, RunOp]] = []
+    if may_yield and any(
         plan.memo is None or not (_worker_died_in(plan.memo) or _retry_not_due(plan.memo, now))
         for plan in planned
     ):
         # Yield or stop before any attempt is recorded as started: a branch saved as Running
         # and then left would later look like a worker that died inside it.
         inv.before_step()
+    inv.end_replay()
     with database_atomic():
         inv.lock()
         for plan in planned:
@@ -263,44 +266,37 @@ def _run_planned(inv: Invocation, planned: list[Planned]) -> None:
                 error = _charge_worker_lost(memo, now)
                 wake = _settle(inv, memo, error, retries.WORKER_DIED)
                 memo.save()
-                wakes += [wake] if wake else []
+                wakes.update({memo.step_id: wake} if wake else {})
             elif memo is not None and _retry_not_due(memo, now):
                 assert memo.wake_at is not None
-                wakes.append(memo.wake_at)
+                wakes[memo.step_id] = memo.wake_at
             else:
                 op = plan.op
                 step = memo or inv.new_step(op.uid, op.name, op.kind, StepStatus.RUNNING)
-                attempts.append((_start_attempt(step), op))
+                attempts_now.append((_start_attempt(step), op))
                 step.save()
-    if attempts:
-        with (
-            lease_keeper.watch(inv.run.run_id, inv.owner),
-            ThreadPoolExecutor(
-                # A run under a concurrency limit holds one slot: its steps run one at a time.
-                max_workers=1
-                if gates.concurrency_keys(inv.run)
-                else min(len(attempts), MAX_PARALLEL_THREADS),
-                thread_name_prefix="inngest-step",
-            ) as pool,
-        ):
-            outcomes = list(
-                pool.map(
-                    lambda a: call_step(a[1].handler, a[1].args, own_connection=True), attempts
-                )
-            )
-        with database_atomic():
-            inv.lock()  # dropped whole if the run was cancelled meanwhile
-            for (step, _), (ok, outcome) in zip(attempts, outcomes, strict=True):
-                if ok:
-                    _complete(step, outcome)
-                else:
-                    error = _log_failed_attempt(step, outcome)
-                    wake = _settle(inv, step, error, _failure(outcome))
-                    wakes += [wake] if wake else []
-                step.save()
-        inv.progressed = True
-    if wakes:
-        inv.pause(min(wakes), WaitKind.RETRY)
+    return attempts_now, wakes
+
+
+def commit_planned(
+    inv: Invocation, finished: Sequence[tuple[StepRun, bool, Any]]
+) -> dict[str, datetime]:
+    """Commit the results of parallel steps together (dropped whole if the run was cancelled
+    meanwhile). Failed steps follow the same retry rules as sequential ones; returns the wake-up
+    times of those that will be retried."""
+    wakes: dict[str, datetime] = {}
+    with database_atomic():
+        inv.lock()
+        for step, ok, outcome in finished:
+            if ok:
+                _complete(step, outcome)
+            else:
+                error = _log_failed_attempt(step, outcome)
+                wake = _settle(inv, step, error, _failure(outcome))
+                wakes.update({step.step_id: wake} if wake else {})
+            step.save()
+    inv.progressed = True
+    return wakes
 
 
 # -- step.sleep -----------------------------------------------------------------------------------
@@ -312,7 +308,9 @@ def _sleep(inv: Invocation, op: SleepOp, memo: StepRun | None) -> None:
         inv.before_step()
         memo = inv.new_step(op.uid, op.name, op.kind, StepStatus.SLEEPING, wake_at=op.until)
         if op.until > now:
-            inv.pause(op.until, WaitKind.SLEEP, step=memo)
+            if not _sleep_here(inv, op.until, now):
+                inv.pause(op.until, WaitKind.SLEEP, step=memo)
+            now = timezone.now()
     else:
         inv.consume_memo()
         if memo.wake_at and memo.wake_at > now:
@@ -320,6 +318,18 @@ def _sleep(inv: Invocation, op: SleepOp, memo: StepRun | None) -> None:
     memo.status = StepStatus.COMPLETED
     memo.ended_at = now
     inv.commit_locked(memo)
+
+
+def _sleep_here(inv: Invocation, until: datetime, now: datetime) -> bool:
+    """Sleep in this worker if the sleep ends within one timer poll: pausing could not wake the
+    run sooner (the poller looks for due runs once per ``TIMER_POLL_SECONDS``), and the worker
+    is held no longer than that. Not past the turn's budget. Returns whether it slept."""
+    remaining = (until - now).total_seconds()
+    if remaining > settings.TIMER_POLL_SECONDS or time.monotonic() + remaining > inv.deadline:
+        return False
+    while (remaining := (until - timezone.now()).total_seconds()) > 0:
+        time.sleep(remaining)
+    return True
 
 
 # -- step.wait_for_event --------------------------------------------------------------------------
@@ -388,7 +398,7 @@ def _invoke(inv: Invocation, op: InvokeOp, memo: StepRun | None) -> Any:
         inv.before_step()
         wake_at = now + op.timeout if op.timeout else None
         step = inv.new_step(op.uid, op.name, op.kind, StepStatus.WAITING, wake_at=wake_at)
-        payload = {
+        payload: dict[str, Any] = {
             "name": INVOKED_EVENT,
             "data": {
                 **op.data,
@@ -399,6 +409,9 @@ def _invoke(inv: Invocation, op: InvokeOp, memo: StepRun | None) -> Any:
                 },
             },
         }
+
+        if op.v is not None:
+            payload["v"] = op.v  # the child's event.v (inngest-py's invoke(v=...))
 
         def start_child() -> None:
             step.save()

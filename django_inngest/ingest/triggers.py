@@ -16,19 +16,20 @@ class _TriggerIndex:
     """Event name → (function, trigger) pairs, rebuilt whenever the registry changes."""
 
     def __init__(self) -> None:
-        self._version = -1
+        self._version: tuple[int, int] = (-1, -1)
         self._exact: dict[str, list[tuple[Function, TriggerEvent]]] = {}
         self._wildcards: list[tuple[Function, TriggerEvent]] = []
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
-        if self._version == registry.version:
+        # Code and SDK apps' functions. Read before the build: a change during it rebuilds.
+        version = registry.trigger_version()
+        if self._version == version:
             return
         with self._lock:
-            version = registry.version  # read first: a change during the build rebuilds next time
             exact: dict[str, list[tuple[Function, TriggerEvent]]] = defaultdict(list)
             wildcards = []
-            for function in registry.all():
+            for function in registry.triggerable():
                 for trigger in function.triggers:
                     if trigger.is_wildcard:
                         wildcards.append((function, trigger))

@@ -26,6 +26,7 @@ from django_inngest.models.functions import FunctionRegistration
 from django_inngest.models.listeners import Listener
 from django_inngest.models.run_transitions import Claim, Completion, EndDetails, ended_values
 from django_inngest.models.runs import FunctionRun
+from django_inngest.models.sdk_apps import SdkApp
 from django_inngest.models.steps import StepRun
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "ListenerKind",
     "RunEvent",
     "RunStatus",
+    "SdkApp",
     "SkipReason",
     "SkippedRun",
     "StepKind",

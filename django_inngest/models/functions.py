@@ -1,13 +1,18 @@
-"""Functions the database knows, synced from code."""
+"""Functions the database knows: synced from code, or from an SDK app (``POST /fn/register``)."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from django_inngest.models.sdk_apps import SdkApp
+
 
 class FunctionRegistration(models.Model):
-    """A function known to the database, synced from code. Removed code makes it inactive."""
+    """A function known to the database. Synced from code (``sdk_app`` is empty) or from an SDK
+    app (``sdk_app`` set; ``config`` is the function's config exactly as the SDK sent it). A
+    function gone from its code, or from its app's latest sync, becomes inactive; its runs stay.
+    """
 
     function_id = models.CharField(
         _("function ID"), max_length=255, unique=True, help_text=_("Inngest's `app_id-fn_id`.")
@@ -17,6 +22,15 @@ class FunctionRegistration(models.Model):
     name = models.CharField(_("name"), max_length=255)
     is_active = models.BooleanField(_("active"), default=True)
     config = models.JSONField(_("configuration"), default=dict)
+    sdk_app = models.ForeignKey(
+        SdkApp,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="functions",
+        verbose_name=_("served by SDK app"),
+        help_text=_("Empty for functions defined in this project's code."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -106,6 +106,13 @@ class StepRun(models.Model):
     step_id = models.CharField(
         _("step ID"), max_length=255, help_text=_("Unique within the run; repeats get `:n`.")
     )
+    display_name = models.CharField(
+        _("name"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("The step ID as written, when `step_id` is an SDK's hash of it."),
+    )
     position = models.PositiveIntegerField(_("position"))
     kind = models.CharField(_("kind"), max_length=8, choices=StepKind.choices)
     status = models.CharField(_("status"), max_length=10, choices=StepStatus.choices)
@@ -150,4 +157,9 @@ class StepRun(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{self.step_id} ({self.status})"
+        return f"{self.name} ({self.status})"
+
+    @property
+    def name(self) -> str:
+        """What people call the step: its ID as written (an SDK step's ``step_id`` is a hash)."""
+        return self.display_name or self.step_id

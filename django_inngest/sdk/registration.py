@@ -104,6 +104,8 @@ class AppSync:
     capabilities: Mapping[str, str]
     functions: tuple[SyncedFunction, ...]
     checksum: str
+    #: ``functions`` as sent, in the same order: what a server stores, and shows people.
+    raw_functions: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def options_present(self) -> tuple[str, ...]:
@@ -155,6 +157,7 @@ def parse_register_payload(payload: object) -> AppSync:
         capabilities=_capabilities(top.get("capabilities")),
         functions=functions,
         checksum=hashlib.sha256(canonical_json(payload)).hexdigest(),
+        raw_functions=tuple(functions_raw),
     )
 
 
@@ -181,6 +184,11 @@ def parse_in_band_payload(payload: object) -> AppSync:
     except SdkProtocolError as error:
         field = "app_id" if error.field == "appname" else error.field
         raise SdkProtocolError(field, error.message) from error
+
+
+def parse_function_config(raw: object, where: str = "function") -> SyncedFunction:
+    """One entry of ``functions`` (as stored after a sync), parsed and checked."""
+    return _function(raw, where)
 
 
 def _fold_keys(payload: dict[str, Any]) -> dict[str, Any]:

@@ -119,6 +119,9 @@ class Transport:
                     assert connection.sock is not None
                     # Connect had its own bound; now wait as long as a step may take.
                     connection.sock.settimeout(self._timeout)
+                    # http.client sends a body over 2 kB after the headers, in a second
+                    # segment: with Nagle on, it waits for the server's delayed ACK (~40 ms).
+                    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 connection.request(method, target, body=body, headers=sent_headers)
                 return self._read(connection, key, url)
             except _STALE as error:

@@ -5,6 +5,8 @@ Environment:
 - INNGEST_EVENT_KEY: event key for POST /e/<key>. Dev default: "dev-event-key".
 - INNGEST_SIGNING_KEY: bearer key for the REST API. Dev default below. Set both in production.
 - REDIS_URL: when set, django-q2 uses Redis as its broker instead of the database.
+- INNGEST_BASE_URL: where the SDK app (newsletter_sdk) finds django-inngest. Dev default:
+  runserver's http://127.0.0.1:8000.
 """
 
 from __future__ import annotations
@@ -95,6 +97,15 @@ DJANGO_INNGEST_SIGNING_KEY = os.environ.get(
     "signkey-dev-0000000000000000000000000000000000000000000000000000000000000000",
 )
 
+# The SDK app newsletter_sdk is served by this project, on loopback: let workers call it.
+# (Loopback and private addresses are refused unless allowed; in production list your hosts.)
+DJANGO_INNGEST_SDK_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+DJANGO_INNGEST_SDK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+INNGEST_SERVER_URL = os.environ.get("INNGEST_BASE_URL", "http://127.0.0.1:8000")
+# W041: this project serves its own SDK app, which calls back into it (/fn/register, /e/).
+# runserver and run_demo's server are threaded; with gunicorn use --threads or --workers > 1.
+SILENCED_SYSTEM_CHECKS = ["django_inngest.W041"]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -104,5 +115,7 @@ LOGGING = {
         # Functions' ctx.logger lines show on the worker's console.
         "django_inngest.functions": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django_inngest": {"handlers": ["console"], "level": "WARNING"},
+        # The SDK app's ctx.logger lines (shown where the app is served).
+        "inngest": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

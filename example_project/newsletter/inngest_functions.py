@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django_inngest import Cancel, Concurrency, Context, Inngest, TriggerCron, TriggerEvent
+from django_inngest import Cancel, Concurrency, ContextSync, Inngest, TriggerCron, TriggerEvent
 from django_inngest.models import FunctionRun, RunStatus
 from newsletter.models import Contact
 
@@ -41,7 +41,7 @@ def import_batch(import_id: str, batch: int) -> int:
     # workers, so the contact source is never hammered (a pausing import holds no slot).
     concurrency=[Concurrency(limit=2)],
 )
-def import_all_contacts(ctx: Context) -> dict[str, Any]:
+def import_all_contacts(ctx: ContextSync) -> dict[str, Any]:
     # This is a long running function: a step per batch, with a pause between batches.
     import_id = ctx.event.data["importId"]
     batches = int(ctx.event.data.get("batches", 6))
@@ -68,7 +68,7 @@ def delete_partial_import(import_id: str) -> int:
         expression="event.data.function_id == 'newsletter-app-import-all-contacts'",
     ),
 )
-def cleanup_cancelled_import(ctx: Context) -> dict[str, Any]:
+def cleanup_cancelled_import(ctx: ContextSync) -> dict[str, Any]:
     # This code will execute after your function is cancelled.
     # The event that triggered our original function run is passed nested in our event payload.
     original_triggering_event = ctx.event.data["event"]
@@ -96,7 +96,7 @@ def delete_stale_contacts() -> int:
     name="Nightly cleanup of stale imports",
     trigger=TriggerCron(cron="TZ=Europe/Paris 0 3 * * *"),
 )
-def cleanup_stale_imports(ctx: Context) -> dict[str, Any]:
+def cleanup_stale_imports(ctx: ContextSync) -> dict[str, Any]:
     deleted = ctx.step.run("delete-stale-contacts", delete_stale_contacts)
     ctx.logger.info(f"Nightly cleanup removed {deleted} stale contacts")
     return {"deleted_contacts": deleted, "scheduled_at": ctx.event.data["scheduledAt"]}
