@@ -56,7 +56,8 @@ def fill(conn: object, rows: int) -> dict[str, float]:
             (run_id, function_id, event_id, status, wait_kind, ready_at, dispatched_at,
              lease_owner, lease_expires_at, attempt, created_at, started_at, ended_at,
              output, error, cancel_source, cancel_reason, cancellation_id,
-             cancelled_signal_sent, parent_run_id, parent_step_id, original_run_id)
+             cancelled_signal_sent, parent_run_id, parent_step_id, original_run_id,
+             cancel_actor, cancel_event_id, priority, gated, gates, cron)
         SELECT {ulid}, 'bench-app-fn-' || (i % {FUNCTIONS}), {ulid},
                s.status, CASE WHEN s.status = 'Running' THEN 'sleep' ELSE '' END,
                NULL, NULL, '', NULL, 0,
@@ -69,7 +70,7 @@ def fill(conn: object, rows: int) -> dict[str, float]:
                CASE WHEN s.status = 'Failed'
                     THEN '{{"name": "ValueError", "message": "boom"}}'::jsonb END,
                CASE WHEN s.status = 'Cancelled' THEN 'event' ELSE '' END, '', NULL,
-               s.status = 'Cancelled', NULL, '', ''
+               s.status = 'Cancelled', NULL, '', '', '', NULL, 0, false, '{{}}', ''
         FROM generate_series(1, {rows}) AS i,
              LATERAL (SELECT CASE
                  WHEN i % 100 < 90 THEN 'Completed' WHEN i % 100 < 95 THEN 'Failed'
@@ -82,7 +83,7 @@ def fill(conn: object, rows: int) -> dict[str, float]:
         """
         INSERT INTO django_inngest_steprun
             (run_id, step_id, position, kind, status, attempts, attempt_log, output, error,
-             started_at, ended_at, wake_at)
+             started_at, ended_at, wake_at, matched_event_id, display_name)
         SELECT r.run_id, k.step_id, k.position, k.kind,
                CASE WHEN r.status = 'Running' AND k.kind = 'sleep' THEN 'Sleeping'
                     ELSE 'Completed' END,
@@ -90,7 +91,7 @@ def fill(conn: object, rows: int) -> dict[str, float]:
                r.started_at + k.position * interval '10 milliseconds',
                CASE WHEN r.status = 'Running' AND k.kind = 'sleep' THEN NULL
                     ELSE r.started_at + (k.position + 1) * interval '10 milliseconds' END,
-               NULL
+               NULL, NULL, ''
         FROM django_inngest_functionrun r
         CROSS JOIN (VALUES ('fetch', 0, 'run'), ('pause', 1, 'sleep')) AS k(step_id, position, kind)
         WHERE r.started_at IS NOT NULL

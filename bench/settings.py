@@ -8,6 +8,8 @@
 - ``BENCH_EXTRA_PATH`` / ``BENCH_EXTRA_APPS``: extra apps for what-if experiments.
 - ``BENCH_TIMER_POLL``, ``BENCH_BUDGET``, ``BENCH_LEASE``: override the matching
   ``DJANGO_INNGEST_*`` settings; unset keeps the library's documented defaults.
+- ``BENCH_RETENTION``: ``DJANGO_INNGEST_RETENTION`` in seconds, or ``none``; unset keeps the
+  default (30 days).
 
 Q_CLUSTER follows example_project/example_project/settings.py (production-like).
 """
@@ -121,6 +123,10 @@ for _env, _setting in (
 DJANGO_INNGEST_SDK_ALLOWED_HOSTS = ["127.0.0.1"]
 DJANGO_INNGEST_SDK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
 SILENCED_SYSTEM_CHECKS = ["django_inngest.W031"]  # served by bench/serve.py, threaded
+
+if os.environ.get("BENCH_RETENTION"):
+    _retention = os.environ["BENCH_RETENTION"]
+    DJANGO_INNGEST_RETENTION = None if _retention == "none" else float(_retention)
 
 DJANGO_INNGEST_EVENT_KEYS = ["bench-event-key"]
 DJANGO_INNGEST_SIGNING_KEY = "signkey-bench-0123456789abcdef0123456789abcdef"

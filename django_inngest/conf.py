@@ -7,6 +7,7 @@ nothing is frozen at import (the trap django-q2's ``Conf`` falls into).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -27,13 +28,19 @@ class Setting:
     maximum: float | None = None
 
     def read(self, value: Any) -> Any:
-        """The value as the engine uses it: ints accepted for a float setting become floats."""
+        """The value as the engine uses it: ints accepted for a float setting become floats,
+        and seconds given for a duration setting a ``timedelta``."""
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if timedelta in self.types and number:
+            return timedelta(seconds=value)
         if float in self.types and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         return value
 
     def out_of_range(self, value: Any) -> str | None:
-        """Why a well-typed number is not allowed, or None."""
+        """Why a well-typed number (or duration, in seconds) is not allowed, or None."""
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
         if self.minimum is not None and self.above and value <= self.minimum:
@@ -196,6 +203,14 @@ SETTINGS: dict[str, Setting] = {
         "How often a process checks whether SDK apps were synced elsewhere (0: every lookup).",
         minimum=0,
     ),
+    "RETENTION": Setting(
+        timedelta(days=30),
+        (timedelta, int, float, type(None)),
+        "How long ended runs (with their steps) and the events nothing needs are kept: a "
+        "timedelta or seconds; None keeps everything. Workers prune a little at a time.",
+        minimum=0,
+        above=True,
+    ),
 }
 
 
@@ -233,6 +248,7 @@ class InngestSettings:
     SDK_CONNECT_TIMEOUT_SECONDS: float
     SDK_INLINE_STATE_MAX_BYTES: int
     SDK_CATALOG_REFRESH_SECONDS: float
+    RETENTION: timedelta | None
 
     def __getattr__(self, name: str) -> Any:
         try:

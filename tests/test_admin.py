@@ -107,6 +107,20 @@ def action(client: Client, name: str, *runs: FunctionRun) -> Any:
     )
 
 
+def confirm_cancel(client: Client, *runs: FunctionRun, reason: str = "") -> Any:
+    """The second step of the cancel action: the confirmation page's form, posted."""
+    return client.post(
+        reverse(RUNS),
+        {
+            "action": "cancel_selected",
+            "_selected_action": [r.run_id for r in runs],
+            "post": "yes",
+            "reason": reason,
+        },
+        follow=True,
+    )
+
+
 def messages_of(response: Any) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
@@ -290,26 +304,51 @@ def test_invoked_and_rerun_links(app: Inngest, admin_client: Client) -> None:
 # -- cancelling -----------------------------------------------------------------------------
 
 
-def test_cancel_action_cancels_a_sleeping_run_and_reports(
+def test_cancel_action_asks_for_confirmation_then_cancels_with_a_reason(
     app: Inngest, admin_client: Client
 ) -> None:
     run = send(app, "admin/nap")
     assert run.status == RunStatus.RUNNING
-    response = action(admin_client, "cancel_selected", run)
+    page = action(admin_client, "cancel_selected", run)
+    content = page.content.decode()
+    # The confirmation says what will be cancelled, and nothing has been cancelled yet.
+    assert page.templates[0].name == "django_inngest/admin/cancel_confirmation.html"
+    assert run.run_id in content and "admin-app-napper" in content
+    assert 'name="reason"' in content and "Yes, cancel the run" in content
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    response = confirm_cancel(admin_client, run, reason="  duplicate import  ")
     assert messages_of(response) == ["1 run was cancelled."]
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
-    assert (run.cancel_source, run.cancel_reason) == ("admin", "cancelled by admin")
+    assert (run.cancel_source, run.cancel_reason, run.cancel_actor) == (
+        "admin",
+        "duplicate import",
+        "admin",
+    )
     content = admin_client.get(run_url(run)).content.decode()
-    assert "cancelled by admin" in content and "Django admin" in content
+    assert "duplicate import" in content and "Django admin" in content
+    assert '<dd class="inngest-cancel-actor">admin</dd>' in content
+
+
+def test_cancel_confirmation_refuses_a_reason_too_long(app: Inngest, admin_client: Client) -> None:
+    run = send(app, "admin/nap")
+    response = confirm_cancel(admin_client, run, reason="x" * 1001)
+    assert "at most 1000 characters" in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
 
 
 def test_cancel_action_reports_each_outcome(app: Inngest, admin_client: Client) -> None:
     running = [send(app, "admin/nap") for _ in range(2)]
     already = send(app, "admin/nap")
-    action(admin_client, "cancel_selected", already)
+    confirm_cancel(admin_client, already)
     ended = send(app, "admin/quick")
-    response = action(admin_client, "cancel_selected", *running, already, ended)
+    page = action(admin_client, "cancel_selected", *running, already, ended)
+    content = page.content.decode()
+    assert 'data-active-count="2"' in content and 'data-ended-count="2"' in content
+    assert "Yes, cancel 2 runs" in content
+    response = confirm_cancel(admin_client, *running, already, ended)
     assert sorted(messages_of(response)) == sorted(
         [
             "2 runs were cancelled.",
@@ -321,22 +360,43 @@ def test_cancel_action_reports_each_outcome(app: Inngest, admin_client: Client) 
     assert ended.status == RunStatus.COMPLETED
 
 
-def test_cancel_button_cancels_and_redirects_back(app: Inngest, django_user_model: Any) -> None:
+def test_cancel_confirmation_of_only_ended_runs_offers_nothing(
+    app: Inngest, admin_client: Client
+) -> None:
+    ended = send(app, "admin/quick")
+    content = action(admin_client, "cancel_selected", ended).content.decode()
+    assert "Nothing to cancel" in content and "inngest-confirm" not in content
+
+
+def test_cancel_button_confirms_cancels_and_redirects_back(
+    app: Inngest, django_user_model: Any
+) -> None:
     operator = client_for(
         staff(django_user_model, "operator", "view_functionrun", "cancel_functionrun")
     )
     run = send(app, "admin/nap")
     page = operator.get(run_url(run)).content.decode()
-    assert f'action="{run_url(run, "cancel")}"' in page and "Cancel run" in page
-    response = operator.post(run_url(run, "cancel"))
+    assert f'href="{run_url(run, "cancel")}"' in page and "Cancel run" in page
+    confirmation = operator.get(run_url(run, "cancel"))
+    assert confirmation.status_code == 200
+    assert run.run_id in confirmation.content.decode()
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING  # looking is not cancelling
+    response = operator.post(run_url(run, "cancel"), {"reason": "wrong list"})
     assert response.status_code == 302 and response["Location"] == run_url(run)
     run.refresh_from_db()
-    assert (run.status, run.cancel_reason) == (RunStatus.CANCELLED, "cancelled by operator")
+    assert (run.status, run.cancel_reason, run.cancel_actor) == (
+        RunStatus.CANCELLED,
+        "wrong list",
+        "operator",
+    )
     page_after = operator.get(run_url(run))
     assert "The run was cancelled." in messages_of(page_after)
     assert "Cancel run" not in page_after.content.decode()
     again = operator.post(run_url(run, "cancel"), follow=True)
     assert messages_of(again) == ["The run was already cancelled."]
+    looked = operator.get(run_url(run, "cancel"), follow=True)
+    assert messages_of(looked) == ["The run was already cancelled."]
 
 
 def test_cancel_button_on_an_ended_run_explains(app: Inngest, admin_client: Client) -> None:
@@ -349,12 +409,12 @@ def test_cancel_button_on_an_ended_run_explains(app: Inngest, admin_client: Clie
     assert run.status == RunStatus.COMPLETED
 
 
-def test_cancel_url_needs_post_and_an_existing_run(admin_client: Client) -> None:
+def test_cancel_url_of_a_missing_run_goes_back_to_the_list(admin_client: Client) -> None:
     url = reverse("admin:django_inngest_functionrun_cancel", args=("01NOSUCHRUN0000000000000000",))
-    assert admin_client.get(url).status_code == 405
-    response = admin_client.post(url, follow=True)
-    assert response.redirect_chain[-1][0] == reverse(RUNS)
-    assert messages_of(response) == ["No run has the ID 01NOSUCHRUN0000000000000000."]
+    for method in (admin_client.get, admin_client.post):
+        response = method(url, follow=True)
+        assert response.redirect_chain[-1][0] == reverse(RUNS)
+        assert messages_of(response) == ["No run has the ID 01NOSUCHRUN0000000000000000."]
 
 
 def test_cancel_url_checks_csrf(app: Inngest, admin_user: Any) -> None:
@@ -377,7 +437,8 @@ def test_viewer_without_cancel_permission_cannot_cancel(
     page = viewer.get(run_url(run))
     assert page.status_code == 200 and "Cancel run" not in page.content.decode()
     assert viewer.post(run_url(run, "cancel")).status_code == 403
-    action(viewer, "cancel_selected", run)  # not offered, so not run either
+    assert viewer.get(run_url(run, "cancel")).status_code == 403
+    confirm_cancel(viewer, run)  # not offered, so not run either
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
 
@@ -438,11 +499,7 @@ def test_function_list_counts_runs_per_status_in_one_query(
         send(app, "admin/nap")
     send(app, "admin/quick")
     send(app, "admin/broken")
-    action(
-        admin_client,
-        "cancel_selected",
-        FunctionRun.objects.filter(function_id="admin-app-napper").first(),
-    )
+    confirm_cancel(admin_client, FunctionRun.objects.filter(function_id="admin-app-napper").first())
     url = reverse("admin:django_inngest_functionregistration_changelist")
     response = admin_client.get(url)
     counts = {

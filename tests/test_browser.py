@@ -243,15 +243,32 @@ def test_cancel_a_sleeping_run_in_the_browser(
     page.select_option("select[name=action]", "cancel_selected")
     page.click("button[name=index]")
 
-    # 3. The list now shows it Cancelled, and says so.
+    # 3. A confirmation page says what will be cancelled and asks why; nothing is cancelled yet.
+    expect(page.locator(".inngest-cancel-run")).to_have_count(1)
+    expect(page.locator(".inngest-cancel-run")).to_contain_text(target.run_id)
+    expect(page.locator(".inngest-cancel-run")).to_contain_text("sleeping until")
+    target.refresh_from_db()
+    assert target.status == RunStatus.RUNNING
+    page.fill("textarea[name=reason]", "Imported the wrong list")
+    page.click(".inngest-confirm")
+
+    # 4. The list now shows it Cancelled, and says so.
     expect(page.locator(".messagelist .success")).to_have_text("1 run was cancelled.")
     expect(run_row(page, target).locator(".inngest-badge")).to_have_text("Cancelled")
     expect(run_row(page, spare).locator(".inngest-badge")).to_have_text("Running")
     target.refresh_from_db()
-    assert (target.status, target.cancel_source) == (RunStatus.CANCELLED, "admin")
+    assert (target.status, target.cancel_source, target.cancel_reason, target.cancel_actor) == (
+        RunStatus.CANCELLED,
+        "admin",
+        "Imported the wrong list",
+        "operator",
+    )
 
-    # 4. Its page draws a bar (at least) per step, and links back to the triggering event.
+    # 5. Its page says who cancelled it and why, draws a bar (at least) per step, and links
+    # back to the triggering event.
     run_row(page, target).locator("th a").click()
+    expect(page.locator(".inngest-cancel-reason")).to_have_text("Imported the wrong list")
+    expect(page.locator(".inngest-cancel-actor")).to_have_text("operator")
     timeline = page.locator(".inngest-timeline")
     expect(timeline).to_be_visible()
     assert page.locator(".inngest-timeline-bar").count() >= step_count
@@ -281,16 +298,28 @@ def test_cancel_a_sleeping_run_in_the_browser(
     timeline_box = page.locator(".inngest-timeline").bounding_box()
     assert summary_box and timeline_box and summary_box["y"] < timeline_box["y"]
 
-    # The Cancel button on the page of another sleeping run.
+    # The Cancel button on the page of another sleeping run: the same confirmation. "No, take
+    # me back" leaves it running; confirming without a reason cancels it.
     page.goto(f"{live_server.url}/admin/django_inngest/functionrun/{spare.run_id}/change/")
     page.click(".inngest-cancel-button")
+    expect(page.locator(".inngest-cancel-run")).to_contain_text(spare.run_id)
+    page.click(".inngest-back")
+    expect(page.locator(".inngest-cancel-button")).to_have_count(1)
+    spare.refresh_from_db()
+    assert spare.status == RunStatus.RUNNING
+    page.click(".inngest-cancel-button")
+    page.click(".inngest-confirm")
     expect(page.locator(".messagelist .success")).to_have_text("The run was cancelled.")
     expect(page.locator(".inngest-cancel-button")).to_have_count(0)
     spare.refresh_from_db()
-    assert spare.status == RunStatus.CANCELLED
+    assert (spare.status, spare.cancel_reason, spare.cancel_actor) == (
+        RunStatus.CANCELLED,
+        "",
+        "operator",
+    )
     context.close()
 
-    # 5. A user without the cancel permission: no cancel action, no Cancel button.
+    # 6. A user without the cancel permission: no cancel action, no Cancel button.
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     log_in(page, live_server.url, "viewer")
@@ -304,3 +333,33 @@ def test_cancel_a_sleeping_run_in_the_browser(
     context.close()
     showcase.refresh_from_db()
     assert showcase.status == RunStatus.RUNNING
+
+
+def test_bulk_cancel_with_a_reason_in_the_browser(
+    browser: Browser, live_server: Any, django_user_model: Any, napper: Inngest
+) -> None:
+    make_user(
+        django_user_model, "operator", "view_functionrun", "cancel_functionrun", "view_cancellation"
+    )
+    runs = [start_import(napper, name) for name in ("a", "b")]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    log_in(page, live_server.url, "operator")
+    page.goto(f"{live_server.url}/admin/django_inngest/cancellation/bulk-cancel/")
+    page.select_option("select[name=function]", "newsletter-app-import-contacts")
+    page.fill("textarea[name=if_exp]", "event.data.importId == 'a'")
+    page.fill("textarea[name=reason]", "Superseded by import b")
+    page.click("input[name=preview]")
+    # The preview is the confirmation: what matches, and the reason kept in its field.
+    expect(page.locator(".inngest-preview-count")).to_have_text("1 run matches")
+    expect(page.locator("textarea[name=reason]")).to_have_value("Superseded by import b")
+    page.click("input[name=confirm]")
+    expect(page.locator(".messagelist .success")).to_contain_text("1 run was cancelled")
+    context.close()
+    first, second = (FunctionRun.objects.get(pk=run.pk) for run in runs)
+    assert (first.status, first.cancel_reason, first.cancel_actor) == (
+        RunStatus.CANCELLED,
+        "Superseded by import b",
+        "operator",
+    )
+    assert second.status == RunStatus.RUNNING

@@ -116,7 +116,9 @@ def test_function_cancelled_payload_matches_the_seed_field_by_field(
     ours = {"name": stored.name, "data": stored.data, "id": stored.external_id, "ts": stored.ts}
     seed = seed_payload()
     assert set(ours) == set(seed)
-    assert set(ours["data"]) == set(seed["data"])
+    # Every field the seed defines, and one more under Inngest's reserved `_inngest` key.
+    assert set(ours["data"]) == {*seed["data"], "_inngest"}
+    assert ours["data"]["_inngest"]["reason"] == "test"
     assert ours["data"]["error"] == seed["data"]["error"]
     assert (
         ours["data"]["function_id"]
@@ -462,7 +464,8 @@ def test_in_a_batch_each_event_sees_only_the_listeners_before_it(isolated_regist
     run_a = FunctionRun.objects.get(event_id=ids[1])
     run_b = FunctionRun.objects.get(event_id=ids[3])
     assert run_a.status == RunStatus.CANCELLED
-    assert run_a.cancel_reason.endswith(f"({ids[2]})")
+    assert run_a.cancel_event_id == ids[2]
+    assert run_a.cancel_actor == f"event {ids[2]}"
     assert run_b.status == RunStatus.RUNNING
 
 

@@ -286,10 +286,11 @@ def test_data_inngest_is_stripped_from_user_events(inngest: Inngest) -> None:
 def test_ts_defaults_to_receive_time_in_ms(inngest: Inngest) -> None:
     now = datetime(2024, 11, 25, 18, 13, 27, 3000, tzinfo=UTC)
     ids = send_events(
-        [{"name": "t/x"}, {"name": "t/x", "ts": 0}, {"name": "t/x", "ts": 5}], now=now
+        [{"name": "t/x"}, {"name": "t/x", "ts": 0}, {"name": "t/x", "ts": 1_700_000_000_005}],
+        now=now,
     )
     stored = [StoredEvent.objects.get(internal_id=i) for i in ids]
-    assert [e.ts for e in stored] == [1732558407003, 1732558407003, 5]
+    assert [e.ts for e in stored] == [1732558407003, 1732558407003, 1_700_000_000_005]
     assert all(e.received_at == now for e in stored)
 
 
@@ -304,14 +305,22 @@ def test_ts_defaults_to_now(inngest: Inngest) -> None:
 @pytest.mark.django_db
 def test_optional_fields_are_stored(inngest: Inngest) -> None:
     (event_id,) = send_events(
-        [{"name": "t/x", "data": None, "user": {"email": "a@b.c"}, "v": "2024-01-01.1", "ts": 7}]
+        [
+            {
+                "name": "t/x",
+                "data": None,
+                "user": {"email": "a@b.c"},
+                "v": "2024-01-01.1",
+                "ts": 1_700_000_000_007,
+            }
+        ]
     )
     event = StoredEvent.objects.get(internal_id=event_id)
     assert (event.data, event.user, event.v, event.ts, event.external_id) == (
         {},
         {"email": "a@b.c"},
         "2024-01-01.1",
-        7,
+        1_700_000_000_007,
         "",
     )
     assert event.as_payload() == {
@@ -319,7 +328,7 @@ def test_optional_fields_are_stored(inngest: Inngest) -> None:
         "data": {},
         "user": {"email": "a@b.c"},
         "v": "2024-01-01.1",
-        "ts": 7,
+        "ts": 1_700_000_000_007,
         "id": event_id,  # no sender ID: the internal one
     }
 
@@ -361,6 +370,11 @@ def test_inngest_prefix_elsewhere_in_the_name_is_fine(inngest: Inngest) -> None:
         ({"name": "t/x", "id": ["a"]}, "`id`"),
         ({"name": "t/x", "id": "x" * 256}, "`id`"),
         ({"name": "t/x", "v": 1}, "`v`"),
+        ({"name": "t/x", "v": "x" * 65}, "`v`"),
+        ({"name": "t/x", "ts": 315_532_799_999}, "`ts`"),  # 1979-12-31
+        ({"name": "t/x", "ts": 4_102_444_800_001}, "`ts`"),  # after 2100-01-01
+        ({"name": " t/x"}, "`name`"),
+        ({"name": "t/x\n"}, "`name`"),
         ({"data": {}}, "`name`"),
         ({"name": ""}, "`name`"),
         ({"name": "   "}, "`name`"),

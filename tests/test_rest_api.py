@@ -545,6 +545,8 @@ def test_create_bulk_cancellation(api: APIClient, schema: dict[str, Any]) -> Non
         "kind": "bulk_run",
         "cause": "API",
         "cancelled_runs": 1,
+        "reason": None,
+        "actor": "signing key",
     }
     statuses = {
         run.pk: FunctionRun.objects.get(pk=run.pk).status

@@ -22,8 +22,10 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from django_inngest import expressions
 from django_inngest.admin.base import EMPTY, ReadOnlyAdmin, moment, status_badge
+from django_inngest.admin.cancel_confirm import admin_actor
 from django_inngest.engine.cancellation import (
     MAX_FUTURE_SKEW,
+    MAX_REASON_LENGTH,
     BulkCancellationError,
     create_bulk_cancellation,
     matching_runs,
@@ -70,6 +72,16 @@ class BulkCancelForm(forms.Form):
             "event.data.importId == 'abc'. Only runs whose event satisfies it are cancelled."
         ),
     )
+    reason = forms.CharField(
+        label=gettext_lazy("Reason"),
+        required=False,
+        max_length=MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60, "class": "inngest-reason"}),
+        help_text=gettext_lazy(
+            "Optional. Stored on every run it cancels with your user name, sent with the "
+            "function_cancelled signal and in the inngest/function.cancelled event."
+        ),
+    )
 
     def clean_if_exp(self) -> str:
         expression: str = self.cleaned_data["if_exp"].strip()
@@ -105,7 +117,8 @@ class BulkCancelForm(forms.Form):
         )
 
     def preview_key(self) -> str:
-        """Fingerprint of the criteria: a confirmation only counts for what was previewed."""
+        """Fingerprint of the criteria: a confirmation only counts for what was previewed (the
+        reason is not a criterion: it may be edited between the preview and the confirmation)."""
         data = self.cleaned_data
         parts = [
             data["function"].function_id,
@@ -137,6 +150,8 @@ class CancellationAdmin(ReadOnlyAdmin):
         "before",
         "if_display",
         "source",
+        "actor",
+        "reason",
         "created",
         "runs_link",
     )
@@ -275,6 +290,8 @@ class CancellationAdmin(ReadOnlyAdmin):
                 if_exp=data["if_exp"] or None,
                 name=_("by %(user)s") % {"user": request.user},
                 source=CancelSource.ADMIN,
+                reason=data["reason"],
+                actor=admin_actor(request),
             )
         except BulkCancellationError as exc:
             form.add_error(None, str(exc))

@@ -11,6 +11,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy
 
 from django_inngest.admin.base import EMPTY, ReadOnlyAdmin, moment, pretty_json, status_badge
+from django_inngest.admin.event_links import EventLinksMixin
 from django_inngest.models import Event, FunctionRun, Listener, SkippedRun
 from django_inngest.payload_search import (
     PayloadSearchError,
@@ -24,7 +25,7 @@ MAX_RUNS_SHOWN = 100
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(EventLinksMixin, ReadOnlyAdmin):
     list_display = (
         "name",
         "internal_id",

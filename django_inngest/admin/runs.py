@@ -12,8 +12,6 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseNotAllowed,
-    HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -34,18 +32,13 @@ from django_inngest.admin.base import (
     run_status,
     status_badge,
 )
+from django_inngest.admin.cancel_confirm import CancelConfirmationMixin
 from django_inngest.admin.dashboard import dashboard_view
 from django_inngest.admin.filters import CreatedRangeFilter
 from django_inngest.admin.run_page import live_context
-from django_inngest.engine.cancellation import (
-    RunAlreadyEndedError,
-    RunNotFoundError,
-    cancel_run,
-    cancel_runs,
-)
 from django_inngest.exceptions import InngestError
 from django_inngest.ingest import runs as run_services
-from django_inngest.models import CancelSource, FunctionRun, RunStatus
+from django_inngest.models import FunctionRun, RunStatus
 from django_inngest.payload_search import (
     PayloadSearchError,
     looks_like_payload_search,
@@ -66,12 +59,8 @@ ENGINE_STATE_FIELDS = {
 }
 
 
-def cancel_reason(request: HttpRequest) -> str:
-    return f"cancelled by {request.user}"
-
-
 @admin.register(FunctionRun)
-class FunctionRunAdmin(ReadOnlyAdmin):
+class FunctionRunAdmin(CancelConfirmationMixin, ReadOnlyAdmin):
     list_display = (
         "run_id",
         "function",
@@ -273,46 +262,6 @@ class FunctionRunAdmin(ReadOnlyAdmin):
     def has_rerun_permission(self, request: HttpRequest) -> bool:
         return has_run_permission(request, "rerun_functionrun")
 
-    @admin.action(description=gettext_lazy("Cancel selected runs"), permissions=["cancel"])
-    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[FunctionRun]) -> None:
-        run_ids = list(queryset.values_list("run_id", flat=True))
-        outcome = cancel_runs(run_ids, source=CancelSource.ADMIN, reason=cancel_reason(request))
-        self.report_cancel_outcome(request, outcome)
-
-    def report_cancel_outcome(self, request: HttpRequest, outcome: dict[str, list[str]]) -> None:
-        reports = (
-            (
-                "cancelled",
-                messages.SUCCESS,
-                "%(count)d run was cancelled.",
-                "%(count)d runs were cancelled.",
-            ),
-            (
-                "already_cancelled",
-                messages.INFO,
-                "%(count)d run was already cancelled.",
-                "%(count)d runs were already cancelled.",
-            ),
-            (
-                "ended",
-                messages.WARNING,
-                "%(count)d run had already ended and was not cancelled.",
-                "%(count)d runs had already ended and were not cancelled.",
-            ),
-            (
-                "missing",
-                messages.ERROR,
-                "%(count)d run no longer exists.",
-                "%(count)d runs no longer exist.",
-            ),
-        )
-        for key, level, singular, plural in reports:
-            count = len(outcome.get(key, ()))
-            if count:
-                self.message_user(
-                    request, ngettext(singular, plural, count) % {"count": count}, level
-                )
-
     @admin.action(description=gettext_lazy("Rerun selected runs"), permissions=["rerun"])
     def rerun_selected(self, request: HttpRequest, queryset: QuerySet[FunctionRun]) -> None:
         started, failed = 0, []
@@ -364,39 +313,6 @@ class FunctionRunAdmin(ReadOnlyAdmin):
         context = live_context(request, run, show_all=request.GET.get("steps") == "all")
         response = TemplateResponse(request, "django_inngest/admin/run_live.html", context)
         return response
-
-    def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """The run page's Cancel button posts here (``admin_view`` adds login and CSRF checks)."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not self.has_cancel_permission(request):
-            raise PermissionDenied
-        run_id = unquote(object_id)
-        try:
-            result = cancel_run(run_id, source=CancelSource.ADMIN, reason=cancel_reason(request))
-        except RunNotFoundError:
-            self.message_user(
-                request, _("No run has the ID %(id)s.") % {"id": run_id}, messages.ERROR
-            )
-            return HttpResponseRedirect(
-                reverse(f"{self.admin_site.name}:{self._url_name('changelist')}")
-            )
-        except RunAlreadyEndedError as exc:
-            self.message_user(
-                request,
-                _("This run had already ended (%(status)s), so it was not cancelled.")
-                % {"status": exc.run.get_status_display()},
-                messages.WARNING,
-            )
-        else:
-            if result.cancelled:
-                self.message_user(request, _("The run was cancelled."), messages.SUCCESS)
-            else:
-                self.message_user(request, _("The run was already cancelled."), messages.INFO)
-        change_url = reverse(
-            f"{self.admin_site.name}:{self._url_name('change')}", args=(object_id,)
-        )
-        return HttpResponseRedirect(change_url)
 
     def _url_name(self, view: str) -> str:
         opts = self.model._meta

@@ -19,6 +19,7 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from django_inngest.api.keys import signing_key_is_valid
+from django_inngest.engine.cancellation import SIGNING_KEY_ACTOR
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -57,6 +58,14 @@ class SigningKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # Listed first, this makes DRF answer 401 (not 403) when no credentials are given.
         return f'{self.keyword} realm="django_inngest"'
+
+
+def request_actor(request: Request) -> str:
+    """Who is calling, as recorded on what they cancel: "signing key", or the user's name."""
+    if isinstance(request.auth, SigningKeyAuth):
+        return SIGNING_KEY_ACTOR
+    user: Any = request.user
+    return str(user.get_username()) if user and user.is_authenticated else ""
 
 
 class HasInngestPermission(permissions.BasePermission):

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from django_inngest.api.auth import HasInngestPermission, SigningKeyAuthentication
 from django_inngest.api.errors import exception_handler
 from django_inngest.api.schema import view_schema
+from django_inngest.api.unavailable import outage
 from django_inngest.ids import is_ulid
 
 
@@ -47,6 +48,13 @@ class InngestAPIView(APIView):
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return exception_handler
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        if response.status_code < 500:
+            outage.succeeded()  # ends a logged outage; otherwise one attribute read
+        return super().finalize_response(request, response, *args, **kwargs)
 
     # -- helpers for subclasses --------------------------------------------------------------
 

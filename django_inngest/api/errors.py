@@ -1,4 +1,4 @@
-"""The REST API's error shape, ``{"error": "<message>", "status": N}``, for every 4xx.
+"""The REST API's error shape, ``{"error": "<message>", "status": N}``, for every 4xx and 503.
 
 Installed per view (``InngestAPIView.get_exception_handler``), so a project's
 ``REST_FRAMEWORK["EXCEPTION_HANDLER"]`` does not change it.
@@ -12,6 +12,14 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from django_inngest.api.unavailable import (
+    MESSAGE,
+    RETRY_AFTER_SECONDS,
+    already_logged,
+    is_database_unavailable,
+    outage,
+)
 
 
 class Conflict(exceptions.APIException):
@@ -43,7 +51,18 @@ def error_response(
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF exception handler; anything it does not know stays a real 500 (a bug to fix)."""
+    """DRF exception handler; anything it does not know stays a real 500 (a bug to fix),
+    except a lost database, which is a 503 with ``Retry-After`` (``api.unavailable``)."""
+    if is_database_unavailable(exc):
+        request = context.get("request")
+        outage.failed(exc, f"{request.method} {request.path}" if request else "the REST API")
+        return already_logged(
+            error_response(
+                MESSAGE,
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):

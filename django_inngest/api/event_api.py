@@ -19,6 +19,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from django_inngest.api.keys import event_key_is_valid
+from django_inngest.api.unavailable import (
+    DATABASE_ERRORS,
+    MESSAGE,
+    RETRY_AFTER_SECONDS,
+    already_logged,
+    outage,
+)
 from django_inngest.conf import settings
 from django_inngest.exceptions import EventValidationError
 from django_inngest.ingest.events import send_events
@@ -136,4 +143,11 @@ def receive_events(request: HttpRequest, event_key: str) -> JsonResponse:
         return _error(exc.status, exc.message)
     except EventValidationError as exc:
         return _error(400, str(exc))
+    except DATABASE_ERRORS as exc:
+        # Nothing was stored (the transaction did not commit): the sender may retry as is.
+        outage.failed(exc, "POST /e/")
+        response = already_logged(_error(503, MESSAGE))
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    outage.succeeded()
     return JsonResponse({"ids": ids, "status": 200})

@@ -80,4 +80,5 @@ def responses(
     success: type[serializers.Serializer[Any]], *errors: int, status: int = 200
 ) -> dict[int, Any]:
     """An operation's responses: ``success`` plus the shared error body for each status."""
-    return {status: success, **dict.fromkeys((401, 403, *errors), ErrorSerializer)}
+    # 503: the database is unavailable (with Retry-After); see api.unavailable.
+    return {status: success, **dict.fromkeys((401, 403, *errors, 503), ErrorSerializer)}

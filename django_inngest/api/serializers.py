@@ -14,6 +14,7 @@ from rest_framework import ISO_8601, serializers
 
 from django_inngest import step_outcome
 from django_inngest.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from django_inngest.engine.cancellation import MAX_REASON_LENGTH
 from django_inngest.models import (
     Cancellation,
     CancelSource,
@@ -133,7 +134,14 @@ class RunSerializer(serializers.Serializer[FunctionRun]):
     cancel_source = serializers.ChoiceField(
         choices=CancelSource.values, read_only=True, allow_null=True
     )
-    cancel_reason = NullableText()
+    cancel_reason = NullableText(help_text="Why, in the canceller's words.")
+    cancel_actor = NullableText(
+        help_text='Who cancelled: the Django user, "signing key", the CLI\'s OS user, or '
+        '"event <internal id>" for a cancel_on event.'
+    )
+    cancel_event_id = NullableText(
+        help_text="Internal ID of the cancel_on event that cancelled it."
+    )
     cancellation_id = serializers.CharField(read_only=True, allow_null=True)
     original_run_id = NullableText(help_text="Set on reruns: the run this one re-ran.")
     parent_run_id = serializers.CharField(
@@ -194,6 +202,9 @@ class StepSerializer(serializers.Serializer[StepRun]):
     output = serializers.JSONField(read_only=True, allow_null=True)
     error = serializers.JSONField(read_only=True, allow_null=True)
     wake_at = Rfc3339Field(read_only=True, allow_null=True)
+    matched_event_id = NullableText(
+        help_text="Internal ID of the event a `wait_for_event` matched (see `/v1/events/{id}`)."
+    )
     attempt_log = serializers.ListField(child=serializers.DictField(), read_only=True)
 
     def to_representation(self, instance: StepRun) -> dict[str, Any]:
@@ -226,6 +237,8 @@ class CancellationSerializer(serializers.Serializer[Cancellation]):
     cancelled_runs = serializers.SerializerMethodField(
         help_text="Runs this cancellation has cancelled so far."
     )
+    reason = NullableText(help_text="Recorded on every run it cancels.")
+    actor = NullableText(help_text='Who created it: the Django user, or "signing key".')
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
@@ -292,7 +305,22 @@ class EventListQuery(LimitCursorQuery):
 
 class CancelRunQuery(serializers.Serializer[Any]):
     reason = serializers.CharField(
-        required=False, default="", max_length=1000, help_text="Recorded on the run."
+        required=False,
+        default="",
+        max_length=MAX_REASON_LENGTH,
+        help_text="Why; recorded on the run (or send it in the JSON body).",
+    )
+
+
+class CancelRunBody(serializers.Serializer[Any]):
+    """Optional JSON body of ``DELETE /v1/runs/{run_id}``."""
+
+    reason = StrictCharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=MAX_REASON_LENGTH,
+        help_text="Why; recorded on the run, in the signal and in `inngest/function.cancelled`.",
     )
 
 
@@ -307,6 +335,13 @@ class CancellationCreateSerializer(serializers.Serializer[Any]):
     started_after = Rfc3339Field(required=False, allow_null=True)
     started_before = Rfc3339Field(help_text="At most 5 seconds in the future.")
     name = StrictCharField(required=False, default="", allow_blank=True, max_length=255)
+    reason = StrictCharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=MAX_REASON_LENGTH,
+        help_text="Why; recorded on every run it cancels.",
+    )
 
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()

@@ -7,6 +7,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from django_inngest.api.auth import request_actor
 from django_inngest.api.base import InngestAPIView
 from django_inngest.api.pagination import paginate
 from django_inngest.api.schema import envelope, extend_schema, responses
@@ -73,6 +74,8 @@ class CancellationListView(InngestAPIView):
                 if_exp=fields.get("if") or None,
                 name=fields["name"],
                 source=CancelSource.API,
+                reason=fields["reason"],
+                actor=request_actor(request),
             )
         except BulkCancellationError as exc:
             raise exceptions.ValidationError(str(exc)) from exc

@@ -8,11 +8,13 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from django_inngest.api.auth import request_actor
 from django_inngest.api.base import InngestAPIView
 from django_inngest.api.errors import Conflict
 from django_inngest.api.schema import envelope, extend_schema, responses
 from django_inngest.api.serializers import (
     CancelledRunSerializer,
+    CancelRunBody,
     CancelRunQuery,
     RerunSerializer,
     RunSerializer,
@@ -56,21 +58,46 @@ class RunDetailView(InngestAPIView):
             "Idempotent: cancelling a cancelled run succeeds again. A run that already completed "
             "or failed gives 409. Inngest OSS answers an empty 200; this returns the run's ID and "
             "status. No further step starts; a step already executing finishes, but its result "
-            "is dropped."
+            "is dropped. An optional `reason` (query parameter, or a JSON body "
+            '`{"reason": "..."}`) is recorded on the run with the caller (a user name, or '
+            '"signing key").'
         ),
         parameters=[CancelRunQuery],
         responses=responses(envelope("CancelledRun", CancelledRunSerializer()), 400, 404, 409),
     )
     def delete(self, request: Request, run_id: str) -> Response:
         params = self.query(request, CancelRunQuery)
+        reason = self.body_reason(request, params["reason"])
         normalised = self.ulid(run_id, "Invalid run ID")
         try:
-            cancel_run(normalised, source=CancelSource.API, reason=params["reason"])
+            cancel_run(
+                normalised, source=CancelSource.API, reason=reason, actor=request_actor(request)
+            )
         except RunNotFoundError as exc:
             raise exceptions.NotFound(str(exc)) from exc
         except RunAlreadyEndedError as exc:
             raise Conflict(str(exc)) from exc
         return self.wrap({"run_id": normalised, "status": RunStatus.CANCELLED.value})
+
+    def body_reason(self, request: Request, from_query: str) -> str:
+        """The reason from an optional JSON body; given in both places, they must agree."""
+        if not request.data:
+            return from_query
+        if not isinstance(request.data, dict):
+            raise exceptions.ValidationError('The body must be a JSON object: {"reason": "..."}')
+        unknown = sorted(set(request.data) - {"reason"})
+        if unknown:
+            raise exceptions.ValidationError(
+                f"Unknown body field(s): {', '.join(unknown)} (expected: reason)"
+            )
+        body = CancelRunBody(data=request.data)
+        body.is_valid(raise_exception=True)
+        reason: str = body.validated_data["reason"]
+        if from_query and reason and reason != from_query:
+            raise exceptions.ValidationError(
+                "reason: given in the query and in the body with different values"
+            )
+        return reason or from_query
 
 
 class RunStepsView(InngestAPIView):

@@ -15,14 +15,22 @@ from django_inngest.exceptions import ExpressionError, InngestError
 from django_inngest.models import (
     Cancellation,
     CancelSource,
+    Event,
     FunctionRegistration,
     FunctionRun,
     RunStatus,
+    StepRun,
 )
 
 logger = logging.getLogger(__name__)
 #: Inngest lets `started_before` be at most this far in the future.
 MAX_FUTURE_SKEW = timedelta(seconds=5)
+#: The actor recorded when the REST API's caller presented the signing key.
+SIGNING_KEY_ACTOR = "signing key"
+#: The actor column's width.
+MAX_ACTOR_LENGTH = 255
+#: The longest reason the admin, the REST API and the CLI accept.
+MAX_REASON_LENGTH = 1000
 
 
 class RunNotFoundError(InngestError):
@@ -53,14 +61,29 @@ def cancel_run(
     *,
     source: str = CancelSource.PYTHON,
     reason: str = "",
+    actor: str = "",
+    cancelled_by_event: Event | None = None,
     cancellation: Cancellation | None = None,
 ) -> CancelResult:
     """Cancel one run now. Raises RunNotFoundError, or RunAlreadyEndedError for an ended run.
+
+    ``reason`` is the operator's words, ``actor`` who asked (a Django user name, "signing key",
+    the CLI's OS user); ``cancelled_by_event`` is the ``cancel_on`` event, whose internal ID is
+    stored on the run (its actor is that event). A bulk ``cancellation`` lends its own reason
+    and actor. All three are stored on the run, sent with the ``function_cancelled`` signal
+    and added to ``inngest/function.cancelled`` under ``data._inngest``.
 
     A queued run never starts; a sleeping or waiting run ends now and its timers and waits are
     removed; a step in flight finishes but its result is dropped and no further step runs. The
     ``function_cancelled`` signal is sent once, after commit.
     """
+    if cancellation is not None:
+        reason = cancellation.reason or reason
+        actor = actor or cancellation.actor
+    event_id = None
+    if cancelled_by_event is not None:
+        event_id = cancelled_by_event.internal_id
+        actor = actor or f"event {event_id}"
     with database.atomic():
         run = FunctionRun.objects.locked(run_id)
         if run is None:
@@ -69,15 +92,22 @@ def cancel_run(
             return CancelResult(run, cancelled=False)
         if run.is_ended:
             raise RunAlreadyEndedError(run)
+        now = timezone.now()
         finish_run(
             run,
             RunStatus.CANCELLED,
-            timezone.now(),
+            now,
             cancel_source=source,
             cancel_reason=reason,
+            cancel_actor=actor[:MAX_ACTOR_LENGTH],
+            cancel_event_id=event_id,
             cancellation_id=cancellation.pk if cancellation else None,
         )
-    logger.info("Run cancelled run_id=%s source=%s reason=%s", run_id, source, reason)
+        # One indexed UPDATE: the sleep, wait or step the cancel cut short ends with the run.
+        StepRun.objects.close_interrupted(run.run_id, now)
+    logger.info(
+        "Run cancelled run_id=%s source=%s actor=%s reason=%s", run_id, source, actor, reason
+    )
     return CancelResult(run, cancelled=True)
 
 
@@ -101,6 +131,8 @@ def create_bulk_cancellation(
     if_exp: str | None = None,
     name: str = "",
     source: str = CancelSource.API,
+    reason: str = "",
+    actor: str = "",
 ) -> tuple[Cancellation, int]:
     """Record a bulk cancellation and sweep the matching runs now; returns (record, cancelled).
 
@@ -131,6 +163,8 @@ def create_bulk_cancellation(
         if_exp=if_exp or "",
         source=source,
         created_at=now,
+        reason=reason,
+        actor=actor[:MAX_ACTOR_LENGTH],
     )
     return cancellation, sweep(cancellation)
 
@@ -169,7 +203,9 @@ def sweep(cancellation: Cancellation) -> int:
     return count
 
 
-def cancel_runs(run_ids: list[str], *, source: str, reason: str = "") -> dict[str, list[str]]:
+def cancel_runs(
+    run_ids: list[str], *, source: str, reason: str = "", actor: str = ""
+) -> dict[str, list[str]]:
     """Cancel several runs one by one (admin action, CLI); reports each outcome."""
     outcome: dict[str, list[str]] = {
         "cancelled": [],
@@ -179,7 +215,7 @@ def cancel_runs(run_ids: list[str], *, source: str, reason: str = "") -> dict[st
     }
     for run_id in run_ids:
         try:
-            result = cancel_run(run_id, source=source, reason=reason)
+            result = cancel_run(run_id, source=source, reason=reason, actor=actor)
         except RunNotFoundError:
             outcome["missing"].append(run_id)
         except RunAlreadyEndedError:

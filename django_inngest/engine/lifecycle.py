@@ -68,7 +68,12 @@ def after_runs_ended(runs: list[FunctionRun], *, with_listeners: list[str]) -> N
 
 def send_cancelled_signal(run: FunctionRun) -> None:
     for receiver, response in signals.function_cancelled.send_robust(
-        sender=FunctionRun, run=run, source=run.cancel_source, reason=run.cancel_reason
+        sender=FunctionRun,
+        run=run,
+        source=run.cancel_source,
+        reason=run.cancel_reason,
+        actor=run.cancel_actor,
+        cancel_event_id=run.cancel_event_id,
     ):
         if isinstance(response, Exception):
             logger.error(

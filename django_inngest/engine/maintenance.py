@@ -1,5 +1,5 @@
 """Periodic housekeeping run by the workers' poller: outbox redelivery, expired listeners and
-dedupe keys."""
+dedupe keys, and retention (a bounded slice of old runs and events per pass)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from django_inngest.engine import retention
 from django_inngest.engine.lifecycle import send_cancelled_signal
 from django_inngest.models import DedupeKey, FunctionRun, Listener, ListenerKind, RunStatus
 
@@ -45,3 +46,4 @@ def periodic_maintenance() -> None:
     redeliver_cancel_signals()
     delete_expired_listeners()
     delete_expired_dedupe_keys()
+    retention.prune_some(timezone.now())

@@ -67,7 +67,24 @@ def terminal_events(run: FunctionRun) -> list[dict[str, Any]]:
 
 
 def cancelled_event(run: FunctionRun) -> dict[str, Any]:
-    """``inngest/function.cancelled``: the run ID is the event ID; ``ts`` the cancel time."""
+    """``inngest/function.cancelled``: the run ID is the event ID; ``ts`` the cancel time.
+
+    Inngest's fields are exactly Inngest's. Who cancelled and why goes under ``data._inngest``,
+    the key Inngest reserves for its own metadata (it strips it from events users send, and
+    SDKs hand ``data`` through untouched), so no consumer of Inngest's shape sees a change.
+    """
     ts = int(run.ended_at.timestamp() * 1000) if run.ended_at else time.time_ns() // 1_000_000
     data = {"error": dict(CANCELLED_ERROR), **base_data(run)}
+    data["_inngest"] = cancel_details(run)
     return system_event(CANCELLED_EVENT, data, event_id=run.run_id, ts_ms=ts)
+
+
+def cancel_details(run: FunctionRun) -> dict[str, Any]:
+    """Who cancelled a run and why, as ``data._inngest`` of its ``function.cancelled``."""
+    return {
+        "source": run.cancel_source or None,
+        "reason": run.cancel_reason or None,
+        "actor": run.cancel_actor or None,
+        "cancel_event_id": run.cancel_event_id or None,
+        "cancellation_id": run.cancellation_id or None,
+    }

@@ -25,8 +25,9 @@ def _resolve(run_id: str, step_id: str, **result: Any) -> bool:
     return False
 
 
-def resume_wait(listener: Listener, event: dict[str, Any]) -> bool:
-    """An event (its payload) matched a wait: it becomes the step's result."""
+def resume_wait(listener: Listener, event: dict[str, Any], *, event_id: str | None = None) -> bool:
+    """An event (its payload) matched a wait: it becomes the step's result, and its internal
+    ID (``event_id``) is kept on the step so that the admin links it without guessing."""
     with database.atomic():
         run = FunctionRun.objects.locked(listener.run_id)
         if run is None or run.is_ended:
@@ -34,7 +35,13 @@ def resume_wait(listener: Listener, event: dict[str, Any]) -> bool:
         # Deleting the listener is the consume: a second matching event finds nothing.
         if not Listener.objects.filter(pk=listener.pk).delete()[0]:
             return False
-        _resolve(run.run_id, listener.step_id, status=StepStatus.COMPLETED, output=event)
+        _resolve(
+            run.run_id,
+            listener.step_id,
+            status=StepStatus.COMPLETED,
+            output=event,
+            matched_event_id=event_id,
+        )
     return True
 
 

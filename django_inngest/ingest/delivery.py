@@ -42,14 +42,15 @@ def deliver(events: Sequence[Event], payloads: Sequence[dict[str, Any]], now: da
                     cancellation.cancel_run(
                         listener.run_id,
                         source=CancelSource.EVENT,
-                        reason=f"cancel_on event {event.name} ({event.internal_id})",
+                        reason=f"cancel_on event {event.name}",
+                        cancelled_by_event=event,
                     )
                 except (cancellation.RunAlreadyEndedError, cancellation.RunNotFoundError):
                     # The run ended after its listener was read: the cancel simply comes too
                     # late. The event itself is accepted and stored all the same.
                     continue
             else:
-                wakeups.resume_wait(listener, payloads[index])
+                wakeups.resume_wait(listener, payloads[index], event_id=event.internal_id)
 
 
 def candidates(event: Event, payload: dict[str, Any], now: datetime) -> list[Listener]:

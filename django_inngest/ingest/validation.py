@@ -4,23 +4,40 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
+from datetime import UTC, datetime
 from typing import Any
 
 from django_inngest.conf import settings
 from django_inngest.exceptions import EventValidationError
 
 INTERNAL_PREFIX = "inngest/"
+#: The widths of the columns each field is stored in (``models.Event``).
 MAX_NAME_LENGTH = 255
 MAX_ID_LENGTH = 255
-MAX_TS = 2**63 - 1  # the BIGINT column
+MAX_VERSION_LENGTH = 64
+#: Inngest's accepted event times (pkg/event ``Validate``): from 1980 to 2100, in ms.
+MIN_TS = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MAX_TS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
 _UNSTORABLE = "strings must not contain NUL (\\u0000) or unpaired surrogate characters"
 #: JSON's escape for NUL, not preceded by an escaped backslash (which would make it literal text).
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def is_internal_name(name: str) -> bool:
-    # Inngest lowercases before checking the reserved prefix (pkg/event/event.go IsInternal).
-    return name.lower().startswith(INTERNAL_PREFIX)
+    # Inngest lowercases before checking the reserved prefix (pkg/event/inbound_test.go:
+    # "INNGEST/function.finished" is refused). Invisible characters in front (spaces, a
+    # zero-width space) must not smuggle a reserved name past the check either.
+    return _visible_start(name).lower().startswith(INTERNAL_PREFIX)
+
+
+def _visible_start(name: str) -> str:
+    start = 0
+    while start < len(name) and (
+        name[start].isspace() or unicodedata.category(name[start]) in ("Cc", "Cf")
+    ):
+        start += 1
+    return name[start:]
 
 
 def validate_event(
@@ -61,6 +78,9 @@ def validate_event(
         raise fail("`name` is required and must be a non-empty string")
     if len(name) > MAX_NAME_LENGTH:
         raise fail(f"`name` is longer than {MAX_NAME_LENGTH} characters")
+    if name != name.strip():
+        # Triggers match names exactly: " app/x" would start nothing, silently.
+        raise fail("`name` must not start or end with whitespace")
     if is_internal_name(name) and not allow_internal:
         raise fail(f"`name` {name!r} uses the reserved 'inngest/' prefix")
     data = payload.get("data")
@@ -85,13 +105,20 @@ def validate_event(
     ts = payload.get("ts")
     if ts is None or ts == 0:
         ts = received_ms
-    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= MAX_TS:
-        raise fail("`ts` must be a non-negative integer of milliseconds")
+    if isinstance(ts, bool) or not isinstance(ts, int):
+        raise fail("`ts` must be an integer of milliseconds since the Unix epoch")
+    if not MIN_TS <= ts <= MAX_TS:
+        raise fail(
+            "`ts` must be between 1980-01-01 and 2100-01-01 "
+            f"({MIN_TS} and {MAX_TS} ms since the Unix epoch), got {ts}"
+        )
     version = payload.get("v")
     if version is None:
         version = ""
     if not isinstance(version, str):
         raise fail("`v` must be a string")
+    if len(version) > MAX_VERSION_LENGTH:
+        raise fail(f"`v` is longer than {MAX_VERSION_LENGTH} characters")
     return {
         "name": name,
         "data": data,

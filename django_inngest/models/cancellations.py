@@ -47,6 +47,16 @@ class Cancellation(models.Model):
         _("created by"), max_length=16, choices=CancelSource.choices, default=CancelSource.API
     )
     created_at = models.DateTimeField(_("created at"))
+    reason = models.TextField(
+        _("reason"), blank=True, default="", help_text=_("Recorded on every run it cancels.")
+    )
+    actor = models.CharField(
+        _("created by whom"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("The Django user, or “signing key”, or the command line's OS user."),
+    )
 
     objects = CancellationQuerySet.as_manager()
 

@@ -42,6 +42,19 @@ class Event(models.Model):
         indexes = (
             models.Index(fields=("name", "-received_at"), name="inngest_event_name_recv"),
             models.Index(fields=("-received_at",), name="inngest_event_recv"),
+            # A run's inngest/function.cancelled and inngest/function.failed events carry the
+            # run ID as their sender ID: the run page finds them, and the runs they started.
+            # One partial index per name, so that SQLite's planner can use it as well.
+            models.Index(
+                fields=("external_id",),
+                name="inngest_event_cancelled_of",
+                condition=models.Q(name="inngest/function.cancelled"),
+            ),
+            models.Index(
+                fields=("external_id",),
+                name="inngest_event_failed_of",
+                condition=models.Q(name="inngest/function.failed"),
+            ),
         )
 
     def __str__(self) -> str:

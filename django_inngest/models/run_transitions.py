@@ -48,6 +48,8 @@ class EndDetails(TypedDict, total=False):
     error: dict[str, Any] | None
     cancel_source: str
     cancel_reason: str
+    cancel_actor: str
+    cancel_event_id: str | None
     cancellation_id: str | None
 
 
@@ -64,6 +66,8 @@ def ended_values(status: RunStatus, now: datetime, **details: Unpack[EndDetails]
         "lease_expires_at": None,
         "cancel_source": details.get("cancel_source", ""),
         "cancel_reason": details.get("cancel_reason", ""),
+        "cancel_actor": details.get("cancel_actor", ""),
+        "cancel_event_id": details.get("cancel_event_id"),
         "cancellation_id": details.get("cancellation_id"),
     }
 

@@ -68,6 +68,22 @@ class FunctionRun(models.Model):
         _("cancelled by"), max_length=16, choices=CancelSource.choices, blank=True, default=""
     )
     cancel_reason = models.TextField(_("cancel reason"), blank=True, default="")
+    cancel_actor = models.CharField(
+        _("cancelled by whom"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("The Django user, “signing key”, the OS user of the CLI, or the event."),
+    )
+    # NULL, not "", for "none": `x IS NOT NULL` is the partial-index condition that SQLite's
+    # planner can match against `x = ?` (it cannot prove `x != ''`).
+    cancel_event_id = models.CharField(  # noqa: DJ001
+        _("cancelling event"),
+        max_length=26,
+        null=True,
+        blank=True,
+        help_text=_("Internal ID of the cancel_on event that cancelled the run."),
+    )
     cancellation = models.ForeignKey(
         "Cancellation",
         on_delete=models.SET_NULL,
@@ -200,6 +216,12 @@ class FunctionRun(models.Model):
                 fields=("ended_at",),
                 name="inngest_run_cancel_outbox",
                 condition=models.Q(status="Cancelled", cancelled_signal_sent=False),
+            ),
+            # The event page: the runs an event cancelled.
+            models.Index(
+                fields=("cancel_event_id",),
+                name="inngest_run_cancel_event",
+                condition=models.Q(cancel_event_id__isnull=False),
             ),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from datetime import datetime
 
 from django.db import IntegrityError, models
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +11,14 @@ from django.utils.translation import gettext_lazy as _
 from django_inngest import database, sql
 from django_inngest.models.choices import RunStatus, StepKind, StepStatus
 from django_inngest.models.runs import FunctionRun
+
+#: A step in these states had not finished when its run ended.
+UNFINISHED_STATUSES = (
+    StepStatus.RUNNING,
+    StepStatus.RETRYING,
+    StepStatus.SLEEPING,
+    StepStatus.WAITING,
+)
 
 
 class StepRunQuerySet(models.QuerySet["StepRun"]):
@@ -30,6 +39,13 @@ class StepRunQuerySet(models.QuerySet["StepRun"]):
         values = {f.attname: getattr(step, f.attname) for f in fields if f.attname != "run_id"}
         owned = FunctionRun.objects.filter(pk=step.run_id).owned_by(owner)
         return bool(self.filter(pk=step.pk, run__in=owned.values("pk")).update(**values))
+
+    def close_interrupted(self, run_id: str, ended_at: datetime) -> int:
+        """Give the unfinished steps of a run that just ended (a cancel) the run's end time,
+        so the row says when the step stopped. Their status stays: the run's says why."""
+        return self.filter(
+            run_id=run_id, ended_at__isnull=True, status__in=UNFINISHED_STATUSES
+        ).update(ended_at=ended_at)
 
 
 _step_insert_cache: dict[tuple[str, bool], str] = {}
@@ -113,6 +129,14 @@ class StepRun(models.Model):
     wake_at = models.DateTimeField(
         _("wakes at"), null=True, blank=True, help_text=_("A sleep's end, a wait's timeout.")
     )
+    # NULL for "none": see FunctionRun.cancel_event_id (the partial index SQLite can use).
+    matched_event_id = models.CharField(  # noqa: DJ001
+        _("matched event"),
+        max_length=26,
+        null=True,
+        blank=True,
+        help_text=_("Internal ID of the event a wait_for_event matched."),
+    )
 
     objects = StepRunQuerySet.as_manager()
 
@@ -122,6 +146,14 @@ class StepRun(models.Model):
         ordering = ("run", "position")
         constraints = (
             models.UniqueConstraint(fields=("run", "step_id"), name="inngest_step_unique_id"),
+        )
+        indexes = (
+            # The event page: the waits an event resumed.
+            models.Index(
+                fields=("matched_event_id",),
+                name="inngest_step_matched_event",
+                condition=models.Q(matched_event_id__isnull=False),
+            ),
         )
 
     def __str__(self) -> str:

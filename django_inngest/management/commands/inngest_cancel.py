@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import getpass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,11 +9,20 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_inngest.engine.cancellation import (
+    MAX_REASON_LENGTH,
     BulkCancellationError,
     cancel_runs,
     create_bulk_cancellation,
 )
 from django_inngest.models import CancelSource
+
+
+def os_user() -> str:
+    """Who ran the command, recorded as the actor (``cli:<OS user>``)."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        return "cli"
 
 
 def _when(value: str | None, option: str) -> datetime | None:
@@ -33,7 +43,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("run_ids", nargs="*", help="Run IDs to cancel.")
         parser.add_argument(
-            "--reason", default="", help="Why; stored on the run and in the signal."
+            "--reason",
+            default="",
+            help="Why; stored on the run, sent with the signal and in "
+            "inngest/function.cancelled (with the OS user who ran the command).",
         )
         parser.add_argument("--app-id", help="Bulk: the app ID.")
         parser.add_argument("--function-id", help="Bulk: the function's local ID (fn_id).")
@@ -48,8 +61,11 @@ class Command(BaseCommand):
             raise CommandError(
                 "give run IDs, or --app-id and --function-id for a bulk cancellation"
             )
+        reason: str = options["reason"]
+        if len(reason) > MAX_REASON_LENGTH:
+            raise CommandError(f"--reason is longer than {MAX_REASON_LENGTH} characters")
         if run_ids:
-            outcome = cancel_runs(run_ids, source=CancelSource.CLI, reason=options["reason"])
+            outcome = cancel_runs(run_ids, source=CancelSource.CLI, reason=reason, actor=os_user())
             self.stdout.write(f"Cancelled {len(outcome['cancelled'])} run(s).")
             for key, label in (
                 ("already_cancelled", "already cancelled"),
@@ -69,8 +85,10 @@ class Command(BaseCommand):
                 started_before=_when(options["started_before"], "--started-before")
                 or timezone.now(),
                 if_exp=options["if_exp"],
-                name=options["reason"],
+                name=reason[:255],
                 source=CancelSource.CLI,
+                reason=reason,
+                actor=os_user(),
             )
         except BulkCancellationError as exc:
             raise CommandError(str(exc)) from exc

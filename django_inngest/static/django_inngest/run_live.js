@@ -34,9 +34,9 @@
 
   function finish() {
     container.setAttribute("data-refreshing", "stopped");
-    document.querySelectorAll(".inngest-cancel-form").forEach(function (form) {
-      var item = form.closest("li");
-      (item || form).remove();
+    document.querySelectorAll(".object-tools .inngest-cancel-button").forEach(function (link) {
+      var item = link.closest("li");
+      (item || link).remove();
     });
   }
 
