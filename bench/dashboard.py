@@ -48,7 +48,7 @@ def main() -> None:
     from django.core.cache import cache
     from django.db import transaction
 
-    from django_inngest.dashboard import WINDOWS, _Query
+    from django_inngest.console.dashboard import WINDOWS, _Query
 
     def cold(action: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
@@ -98,7 +98,7 @@ def main() -> None:
             print(f"{key:6} {label:16} " + " ".join(cells))
 
     try:
-        from django_inngest.metrics import collect_text
+        from django_inngest.console.metrics import collect_text
     except ImportError:
         return
     scrape_cold = median_ms(cold(collect_text), args.repeat)

@@ -241,8 +241,8 @@ def child(args: argparse.Namespace) -> None:
     from django_q.models import OrmQ
 
     from django_inngest import Event, Inngest
-    from django_inngest.app_sync import request_sync
     from django_inngest.models import FunctionRun, RunStatus
+    from django_inngest.sdk_apps.sync import request_sync
     from tests.qcluster import QCluster
 
     server: Gunicorn | Server = (

@@ -45,8 +45,8 @@ def main() -> None:
     from django.db import connection
     from rest_framework.test import APIClient
 
+    from django_inngest.console.payload_search import parse_payload_search, payload_q
     from django_inngest.models import Event, FunctionRun
-    from django_inngest.payload_search import parse_payload_search, payload_q
 
     def events(text: str) -> Callable[[], int]:
         query = Event.objects.filter(payload_q(parse_payload_search(text)))

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from django_inngest.engine.steps import GroupSync, StepSync
     from django_inngest.engine.steps_async import Group, Step
     from django_inngest.exceptions import NonRetriableError, RetryAfterError, StepError
-    from django_inngest.flow_options import (
+    from django_inngest.flow_control.options import (
         Batch,
         Concurrency,
         Debounce,
@@ -64,14 +64,14 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "TriggerCron": ("django_inngest.definitions", "TriggerCron"),
     "TriggerEvent": ("django_inngest.definitions", "TriggerEvent"),
     "cancel_run": ("django_inngest.engine.cancellation", "cancel_run"),
-    "Timeouts": ("django_inngest.flow_options", "Timeouts"),
-    "Throttle": ("django_inngest.flow_options", "Throttle"),
-    "Singleton": ("django_inngest.flow_options", "Singleton"),
-    "RateLimit": ("django_inngest.flow_options", "RateLimit"),
-    "Priority": ("django_inngest.flow_options", "Priority"),
-    "Debounce": ("django_inngest.flow_options", "Debounce"),
-    "Concurrency": ("django_inngest.flow_options", "Concurrency"),
-    "Batch": ("django_inngest.flow_options", "Batch"),
+    "Timeouts": ("django_inngest.flow_control.options", "Timeouts"),
+    "Throttle": ("django_inngest.flow_control.options", "Throttle"),
+    "Singleton": ("django_inngest.flow_control.options", "Singleton"),
+    "RateLimit": ("django_inngest.flow_control.options", "RateLimit"),
+    "Priority": ("django_inngest.flow_control.options", "Priority"),
+    "Debounce": ("django_inngest.flow_control.options", "Debounce"),
+    "Concurrency": ("django_inngest.flow_control.options", "Concurrency"),
+    "Batch": ("django_inngest.flow_control.options", "Batch"),
     # inngest-py's middleware, serializer and small value types (see docs/porting-notes.md).
     "JSON": ("django_inngest.sdk_types", "JSON"),
     "Middleware": ("django_inngest.middleware", "Middleware"),

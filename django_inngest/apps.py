@@ -14,14 +14,15 @@ class DjangoInngestConfig(AppConfig):
 
     def ready(self) -> None:
         from django_inngest import checks as inngest_checks
-        from django_inngest import checks_sdk, signal_handlers
+        from django_inngest import signal_handlers
         from django_inngest.registry import autodiscover, registry
-        from django_inngest.sdk_catalog import catalog
+        from django_inngest.sdk_apps import checks as sdk_app_checks
+        from django_inngest.sdk_apps.catalog import catalog
 
         checks.register(inngest_checks.check_settings, "django_inngest")
         checks.register(inngest_checks.check_integration, "django_inngest")
         checks.register(inngest_checks.check_functions, "django_inngest")
-        checks.register(checks_sdk.check_sdk_settings, "django_inngest")
+        checks.register(sdk_app_checks.check_sdk_settings, "django_inngest")
         signal_handlers.connect()
         post_migrate.connect(signal_handlers.sync_after_migrate, sender=self)
         # No database access here: registrations are synced on post_migrate, by

@@ -16,8 +16,8 @@ from django_inngest.definitions import (
     TriggerEvent,
 )
 from django_inngest.exceptions import ConfigurationError
-from django_inngest.flow_config import FlowOptions
-from django_inngest.flow_options import (
+from django_inngest.flow_control.config import FlowOptions
+from django_inngest.flow_control.options import (
     Batch,
     Concurrency,
     Debounce,
@@ -31,7 +31,7 @@ from django_inngest.function import FAILED_EVENT, FAILURE_SUFFIX, Function, Hand
 from django_inngest.handler_kinds import check_function_kinds, check_middleware_list
 from django_inngest.ingest.events import send_events
 from django_inngest.middleware import UninitializedMiddleware
-from django_inngest.middleware_manager import MiddlewareManager
+from django_inngest.middleware.manager import MiddlewareManager
 from django_inngest.registry import FunctionRegistry, registry
 from django_inngest.sdk_types import SendEventsResult
 from django_inngest.serializers import Serializer, check_serializer

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django_inngest.conf import settings
 from django_inngest.definitions import Cancel, TriggerCron, TriggerEvent
-from django_inngest.flow_config import FlowOptions
+from django_inngest.flow_control.config import FlowOptions
 
 if TYPE_CHECKING:
     from django_inngest.client import Inngest

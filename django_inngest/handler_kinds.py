@@ -21,7 +21,7 @@ from typing import Any
 
 from django_inngest.exceptions import ConfigurationError
 from django_inngest.middleware import Middleware, MiddlewareSync
-from django_inngest.middleware_manager import is_async_middleware, middleware_name
+from django_inngest.middleware.manager import is_async_middleware, middleware_name
 
 
 def is_async_handler(handler: Callable[..., Any]) -> bool:

@@ -1,5 +1,5 @@
 """Keep ``FunctionRegistration`` rows in step with the code registry. (Rows of SDK apps'
-functions are written by their syncs, ``app_sync``, and left alone here.)"""
+functions are written by their syncs, ``sdk_apps.sync``, and left alone here.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django_inngest import database
 from django_inngest.function import Function
 from django_inngest.models import CronSchedule, FunctionRegistration
 from django_inngest.registry import registry
-from django_inngest.sdk_function import SdkFunction
+from django_inngest.sdk_apps.function import SdkFunction
 
 logger = logging.getLogger(__name__)
 _known: set[str] = set()
@@ -27,7 +27,7 @@ def _fields(function: Function) -> dict[str, object]:
         "name": function.name,
         "config": function.config(),
         "is_active": True,
-        "sdk_app": None,  # code wins an ID an SDK app had (app_sync refuses the reverse)
+        "sdk_app": None,  # code wins an ID an SDK app had (sdk_apps.sync refuses the reverse)
     }
 
 

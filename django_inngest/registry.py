@@ -1,7 +1,7 @@
 """The process-wide registry of functions, filled by autodiscovering ``inngest_functions`` modules.
 
 It has two sources: functions defined in code (registered at import), and an attached second
-source for functions that SDK apps serve over HTTP (``sdk_catalog``, attached when the app is
+source for functions that SDK apps serve over HTTP (``sdk_apps.catalog``, attached when the app is
 ready). ``all()`` lists code only (what ``registrations`` syncs and checks inspect); ``get()``
 and ``triggerable()`` see both, code first.
 """

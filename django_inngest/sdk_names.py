@@ -50,7 +50,7 @@ DOES_NOT_APPLY: dict[str, str] = {
     ),
 }
 
-#: Flow-control option classes; they come from ``django_inngest.flow_options`` (another branch).
+#: Flow-control option classes; they come from ``django_inngest.flow_control.options`` (another branch).
 FROM_FLOW_OPTIONS: tuple[str, ...] = (
     "Batch",
     "Concurrency",

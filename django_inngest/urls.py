@@ -8,7 +8,7 @@ from django.urls import include, path
 
 from django_inngest.api import sdk_register, sdk_state
 from django_inngest.api.event_api import receive_events
-from django_inngest.metrics import metrics_view
+from django_inngest.console.metrics import metrics_view
 
 app_name = "django_inngest"
 

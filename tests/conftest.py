@@ -6,7 +6,7 @@ import pytest
 
 from django_inngest import Inngest, registrations
 from django_inngest.registry import FunctionRegistry, registry
-from django_inngest.sdk_catalog import catalog
+from django_inngest.sdk_apps.catalog import catalog
 
 # Fixtures of the SDK protocol tests: a capture server and an inngest-py app (tests/sdkapp/);
 # and of SDK-served functions: an inngest-py app our engine runs (tests/sdkserve/).

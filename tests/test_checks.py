@@ -256,7 +256,7 @@ def test_more_than_five_cancel_rules_are_refused_at_definition(inngest: Inngest)
 
 
 def test_e020_flow_control_keys_must_be_valid_cel_over_event(inngest: Inngest) -> None:
-    from django_inngest.flow_options import Concurrency, Priority
+    from django_inngest.flow_control.options import Concurrency, Priority
 
     function = inngest.create_function(
         fn_id="flow-keys",

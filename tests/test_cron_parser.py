@@ -7,7 +7,7 @@ import zoneinfo
 import pytest
 
 from django_inngest.cron import CronSchedule, parse_cron_trigger, parse_jitter
-from django_inngest.cron_parser import STAR_BIT, ParsedCron, parse_cron_expression
+from django_inngest.cron.parser import STAR_BIT, ParsedCron, parse_cron_expression
 from django_inngest.exceptions import ConfigurationError
 
 

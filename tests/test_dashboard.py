@@ -12,9 +12,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from django_inngest.dashboard import build_dashboard
+from django_inngest.console.dashboard import build_dashboard
+from django_inngest.console.svg_charts import Series, line_chart, nice_ceiling, nice_duration_step
 from django_inngest.models import Event, FunctionRegistration, FunctionRun, StepRun
-from django_inngest.svg_charts import Series, line_chart, nice_ceiling, nice_duration_step
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,8 +10,8 @@ import pytest
 from inngest._internal import server_lib, transforms
 
 from django_inngest.exceptions import ConfigurationError
-from django_inngest.flow_config import FlowOptions, concurrency_from_config
-from django_inngest.flow_options import (
+from django_inngest.flow_control.config import FlowOptions, concurrency_from_config
+from django_inngest.flow_control.options import (
     Batch,
     Concurrency,
     Debounce,

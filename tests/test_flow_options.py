@@ -12,8 +12,8 @@ import inngest
 import pytest
 from inngest._internal import transforms
 
-from django_inngest import flow_options as ours
 from django_inngest.exceptions import ConfigurationError
+from django_inngest.flow_control import options as ours
 
 SECOND = datetime.timedelta(seconds=1)
 PAIRS = [

@@ -5,7 +5,7 @@ applying (``django_inngest/sdk_names.py``, README "Porting from inngest-py").
 constructor keywords, with inngest-py's methods and their parameters.
 
 - FLOW OPTIONS (``Batch``, ``Concurrency``, ``Debounce``, ``Priority``, ``RateLimit``,
-  ``Singleton``, ``Throttle``, ``Timeouts``) come from ``django_inngest.flow_options``, written on
+  ``Singleton``, ``Throttle``, ``Timeouts``) come from ``django_inngest.flow_control.options``, written on
   another branch: their tests FAIL until it is merged, and pass after.
 - ENGINE WORK (async ``Step``/``Group``, ``parallel_mode``, ``invoke(v=...)``,
   ``create_function(middleware=...)`` and the on_failure rule) is done: those tests pass.

@@ -1,7 +1,7 @@
 """``MiddlewareManager``: hook order across middleware, sync/async rules and transformations.
 
 No engine here: hooks are driven directly, with fake contexts, as the engine will drive them
-(the call points are in ``django_inngest/middleware_manager.py``). Where inngest-py 0.5.19 is the
+(the call points are in ``django_inngest/middleware/manager.py``). Where inngest-py 0.5.19 is the
 reference, the same calls are made on its own ``MiddlewareManager`` and the logs compared.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from django_inngest import Inngest, Middleware, MiddlewareSync, StepMemos, TransformOutputResult
 from django_inngest.exceptions import ConfigurationError
 from django_inngest.middleware import NO_OUTPUT, Opcode, StepMemo
-from django_inngest.middleware_manager import MiddlewareManager, function_result, step_result
+from django_inngest.middleware.manager import MiddlewareManager, function_result, step_result
 from django_inngest.sdk_types import SendEventsResult
 
 HOOK_CALLS: list[tuple[str, tuple[Any, ...]]] = [

@@ -1,5 +1,5 @@
 """Middleware run by the real engine (``create_function(middleware=...)`` and the client's), at
-the call points ``middleware_manager`` defines, for sync and async functions. The sequence test
+the call points ``middleware.manager`` defines, for sync and async functions. The sequence test
 is inngest-py 0.5.19's ``function_middleware`` case, as ``test_middleware_segments`` drives it
 through a fake engine; here the engine itself must produce it. On the code this branch started
 from, ``create_function(middleware=...)`` raised ConfigurationError."""

@@ -1,4 +1,4 @@
-"""The segment protocol of ``middleware_manager``, driven by a minimal fake engine.
+"""The segment protocol of ``middleware.manager``, driven by a minimal fake engine.
 
 The fake engine follows the documented call points exactly, for the handler of inngest-py's
 ``function_middleware`` test, and must reproduce that test's hook sequence.
@@ -12,7 +12,7 @@ from typing import Any
 
 from django_inngest import Inngest, MiddlewareSync, StepMemos, TransformOutputResult
 from django_inngest.middleware import Opcode, StepMemo
-from django_inngest.middleware_manager import MiddlewareManager, function_result, step_result
+from django_inngest.middleware.manager import MiddlewareManager, function_result, step_result
 from django_inngest.sdk_types import SendEventsResult
 from tests.test_middleware import recording
 
@@ -25,7 +25,7 @@ class FakeRun:
 
 
 def run_segmented(client: Inngest, factories: list[Any], run: FakeRun, log: list[str]) -> object:
-    """A minimal engine turn following the call points in ``middleware_manager``'s docstring.
+    """A minimal engine turn following the call points in ``middleware.manager``'s docstring.
 
     The handler is ``step_1 = step.run("step_1"); send_event("send"); return "done"``, the
     sequence of inngest-py's ``function_middleware`` test. Everything runs inline in one turn.

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from django_inngest.app_sync import request_sync
 from django_inngest.engine import worker
 from django_inngest.models import FunctionRun, RunStatus, SdkApp
 from django_inngest.sdk import signing, wire
+from django_inngest.sdk_apps.sync import request_sync
 from tests.helpers import make_due
 from tests.sdkapp.capture import Captured, CaptureServer
 from tests.sdkserve.app import OTHER_KEY, SERVE_PATH, SIGNING_KEY, probe

@@ -10,11 +10,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from django_inngest import app_sync
 from django_inngest.ids import new_ulid
 from django_inngest.models import CronSchedule, FunctionRegistration, FunctionRun, RunStatus, SdkApp
 from django_inngest.registry import registry
 from django_inngest.sdk import signing
+from django_inngest.sdk_apps import sync as app_sync
 from tests.sdkserve.app import (
     BAD_FLOW_PATH,
     BAD_KEY_PATH,

@@ -12,13 +12,13 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from django_inngest.models import Event, FunctionRegistration, FunctionRun, RunStatus
-from django_inngest.payload_search import (
+from django_inngest.console.payload_search import (
     PayloadSearchError,
     looks_like_payload_search,
     parse_payload_search,
     payload_q,
 )
+from django_inngest.models import Event, FunctionRegistration, FunctionRun, RunStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,9 +13,9 @@ import pytest
 from django.utils import timezone
 
 from django_inngest import Context, ContextSync, Event, Inngest, TriggerEvent
+from django_inngest.console.timeline import build_timeline
 from django_inngest.models import RunStatus
 from django_inngest.testing import drain
-from django_inngest.timeline import build_timeline
 from tests.api_fixtures import bearer_client
 from tests.helpers import make_due, only_run
 

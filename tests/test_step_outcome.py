@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from django_inngest.step_outcome import step_outcome
-from django_inngest.timefmt import iso
+from django_inngest.console.step_outcome import step_outcome
+from django_inngest.console.timefmt import iso
 
 END = datetime(2026, 1, 1, 12, 0, 5, tzinfo=UTC)
 

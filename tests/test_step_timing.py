@@ -12,7 +12,7 @@ import pytest
 from django_inngest import Inngest, StepMemos
 from django_inngest.contrib.step_timing import StepTimingMiddleware
 from django_inngest.middleware import Opcode, StepMemo
-from django_inngest.middleware_manager import MiddlewareManager, function_result, step_result
+from django_inngest.middleware.manager import MiddlewareManager, function_result, step_result
 
 CTX = SimpleNamespace(run_id="01RUN")
 FUNCTION = SimpleNamespace(id="shop-checkout", middleware=[StepTimingMiddleware])

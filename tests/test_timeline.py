@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from django_inngest.timeline import MIN_WIDTH_PCT, Segment, build_timeline, format_duration
+from django_inngest.console.timeline import MIN_WIDTH_PCT, Segment, build_timeline, format_duration
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

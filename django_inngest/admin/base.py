@@ -15,8 +15,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from django_inngest.console.timefmt import iso
 from django_inngest.models import FunctionRun, RunStatus, WaitKind
-from django_inngest.timefmt import iso
 
 #: Every run status has a badge colour (tests check none is missing).
 STATUS_CSS = {
@@ -67,7 +67,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 def moment(value: datetime | None) -> str:
-    """A precise, sortable timestamp: ISO 8601 with the zone (see ``django_inngest.timefmt``)."""
+    """A precise, sortable timestamp: ISO 8601 with the zone (see ``django_inngest.console.timefmt``)."""
     if value is None:
         return EMPTY
     return iso(value)

@@ -14,11 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from django_inngest.dashboard import WINDOWS, Dashboard, build_dashboard
+from django_inngest.console.dashboard import WINDOWS, Dashboard, build_dashboard
+from django_inngest.console.svg_charts import Series, line_chart, nice_duration_step
+from django_inngest.console.timefmt import iso
+from django_inngest.console.timeline import format_duration
 from django_inngest.models import FunctionRegistration, FunctionRun
-from django_inngest.svg_charts import Series, line_chart, nice_duration_step
-from django_inngest.timefmt import iso
-from django_inngest.timeline import format_duration
 
 COLOURS = {
     "started": "#2563eb",

@@ -12,13 +12,13 @@ from django.utils.translation import gettext_lazy
 
 from django_inngest.admin.base import EMPTY, ReadOnlyAdmin, moment, pretty_json, status_badge
 from django_inngest.admin.event_links import EventLinksMixin
-from django_inngest.models import Event, FunctionRun, Listener, SkippedRun
-from django_inngest.payload_search import (
+from django_inngest.console.payload_search import (
     PayloadSearchError,
     looks_like_payload_search,
     parse_payload_search,
     payload_q,
 )
+from django_inngest.models import Event, FunctionRun, Listener, SkippedRun
 
 #: The event page lists at most this many runs (fan-out can be large); the rest are linked.
 MAX_RUNS_SHOWN = 100

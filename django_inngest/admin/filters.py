@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy
 
-from django_inngest.timefmt import iso
+from django_inngest.console.timefmt import iso
 
 PRESETS = (
     ("1h", gettext_lazy("Last hour"), timedelta(hours=1)),

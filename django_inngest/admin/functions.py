@@ -14,10 +14,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy
 
 from django_inngest.admin.base import EMPTY, STATUS_CSS, ReadOnlyAdmin, moment, pretty_json
+from django_inngest.console.timefmt import iso
 from django_inngest.definitions import TriggerCron
-from django_inngest.flow_config import CONFIG_KEYS
+from django_inngest.flow_control.config import CONFIG_KEYS
 from django_inngest.models import CronSchedule, FunctionRegistration, RunStatus
-from django_inngest.timefmt import iso
 
 #: The registration keys of flow-control options (``FlowOptions.to_config``).
 FLOW_KEYS = tuple(CONFIG_KEYS.values())

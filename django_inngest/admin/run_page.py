@@ -25,10 +25,10 @@ from django_inngest.admin.base import (
     run_status,
     time_tag,
 )
+from django_inngest.console.step_window import Gap, select_steps
+from django_inngest.console.timeline import Row, build_timeline, format_duration, run_duration
 from django_inngest.function import CANCELLED_EVENT, FAILED_EVENT
 from django_inngest.models import Event, FunctionRun, RunStatus, StepKind, StepRun
-from django_inngest.step_window import Gap, select_steps
-from django_inngest.timeline import Row, build_timeline, format_duration, run_duration
 
 #: How often an active run's page asks for a fresh fragment.
 REFRESH_SECONDS = 3

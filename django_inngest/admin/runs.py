@@ -36,16 +36,16 @@ from django_inngest.admin.cancel_confirm import CancelConfirmationMixin
 from django_inngest.admin.dashboard import dashboard_view
 from django_inngest.admin.filters import CreatedRangeFilter
 from django_inngest.admin.run_page import live_context
-from django_inngest.exceptions import InngestError
-from django_inngest.ingest import runs as run_services
-from django_inngest.models import FunctionRun, RunStatus
-from django_inngest.payload_search import (
+from django_inngest.console.payload_search import (
     PayloadSearchError,
     looks_like_payload_search,
     parse_payload_search,
     payload_q,
 )
-from django_inngest.timeline import format_duration, run_duration
+from django_inngest.console.timeline import format_duration, run_duration
+from django_inngest.exceptions import InngestError
+from django_inngest.ingest import runs as run_services
+from django_inngest.models import FunctionRun, RunStatus
 
 #: The "Engine state" fieldset: display methods that format times like the rest of the page.
 ENGINE_STATE_FIELDS = {

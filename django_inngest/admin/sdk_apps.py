@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from django_inngest.admin.base import ReadOnlyAdmin, html_list, moment
-from django_inngest.app_sync import SyncOutcome, request_sync
 from django_inngest.models import SdkApp
+from django_inngest.sdk_apps.sync import SyncOutcome, request_sync
 
 
 @admin.register(SdkApp)

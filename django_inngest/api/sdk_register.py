@@ -14,12 +14,12 @@ import logging
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from django_inngest.app_sync import SyncRefused, store_sync
 from django_inngest.sdk import signing
 from django_inngest.sdk import sync as sdk_sync
 from django_inngest.sdk.errors import SdkProtocolError
 from django_inngest.sdk.registration import parse_register_body
-from django_inngest.sdk_http import is_dev, server_kind, signing_keys
+from django_inngest.sdk_apps.http import is_dev, server_kind, signing_keys
+from django_inngest.sdk_apps.sync import SyncRefused, store_sync
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any, cast
 from django.utils.dateparse import parse_datetime
 from rest_framework import ISO_8601, serializers
 
-from django_inngest import step_outcome
 from django_inngest.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from django_inngest.console import step_outcome
 from django_inngest.engine.cancellation import MAX_REASON_LENGTH
 from django_inngest.models import (
     Cancellation,

@@ -15,14 +15,14 @@ from django_inngest.api.serializers import (
     RunSerializer,
     serialize_many,
 )
-from django_inngest.models import Event
-from django_inngest.payload_search import (
+from django_inngest.console.payload_search import (
     MAX_TERMS,
     PayloadSearchError,
     PayloadTerm,
     parse_term,
     payload_q,
 )
+from django_inngest.models import Event
 
 #: Query parameters naming a path in the event payload: ``?data.importId=abc``.
 PAYLOAD_PREFIX = "data."

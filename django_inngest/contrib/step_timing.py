@@ -15,7 +15,7 @@ The record also carries ``step_id``, ``run_id``, ``function_id``, ``duration_ms`
 (``ok``, ``error`` for an attempt that will be retried, ``failed`` for the last one) as
 attributes, for structured log handlers. Memoized steps replayed from the database are never
 logged: timing starts at ``before_execution`` (replay is over) and ends at ``after_execution``,
-and a segment (see ``middleware_manager``) executes at most one new step between the two.
+and a segment (see ``middleware.manager``) executes at most one new step between the two.
 Sleeps, waits and invokes are not logged: they are pauses, not work.
 
 It is a ``MiddlewareSync``, so sync and async functions can both use it.

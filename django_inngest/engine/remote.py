@@ -39,7 +39,7 @@ from django_inngest.engine.remote_state import RemoteInvocation, settle_pending
 from django_inngest.exceptions import StepOutputError
 from django_inngest.models import Claim, FunctionRun, RunStatus, StepKind, WaitKind
 from django_inngest.sdk import responses
-from django_inngest.sdk_function import SdkFunction
+from django_inngest.sdk_apps.function import SdkFunction
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from django_inngest.sdk import responses, signing, wire
 from django_inngest.sdk.responses import CallOutcome, SdkError
 from django_inngest.sdk.transport import TransportError
 from django_inngest.sdk.url_guard import UrlRefused
-from django_inngest.sdk_function import SdkFunction
-from django_inngest.sdk_http import (
+from django_inngest.sdk_apps.function import SdkFunction
+from django_inngest.sdk_apps.http import (
     SELF_CALL_HINT,
     is_dev,
     server_kind,

@@ -18,7 +18,7 @@ from django_inngest.engine.invocation import Invocation
 from django_inngest.engine.lifecycle import finish_run
 from django_inngest.models import Claim, FunctionRun, RunStatus, StepKind, StepStatus, WaitKind
 from django_inngest.registry import registry
-from django_inngest.sdk_function import SdkFunction
+from django_inngest.sdk_apps.function import SdkFunction
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The middleware of a running turn, called at the segment call points ``middleware_manager``
+"""The middleware of a running turn, called at the segment call points ``middleware.manager``
 defines (its module docstring is the specification; each method below names its case).
 
 A turn runs the handler inline across several steps where inngest-py answers one request per
@@ -28,7 +28,7 @@ from django_inngest.middleware import (
     StepMemos,
     UninitializedMiddleware,
 )
-from django_inngest.middleware_manager import MiddlewareManager, function_result, step_result
+from django_inngest.middleware.manager import MiddlewareManager, function_result, step_result
 from django_inngest.models import StepRun, StepStatus
 from django_inngest.sdk_types import SendEventsResult
 

@@ -27,7 +27,7 @@ from django.db import IntegrityError
 from django_inngest import database, executor, expressions
 from django_inngest.durations import normalize_duration
 from django_inngest.exceptions import ExpressionError
-from django_inngest.flow_options import RateLimit, priority_factor
+from django_inngest.flow_control.options import RateLimit, priority_factor
 from django_inngest.function import Function
 from django_inngest.ingest import run_rows
 from django_inngest.models import (

@@ -15,7 +15,7 @@ class SdkApp(models.Model):
 
     ``generation`` is a fresh ULID at every sync that changed something: ULIDs grow with time,
     so ``MAX(generation)`` (with the row count) is the cheap stamp every process compares to
-    know whether its cache of SDK functions is stale (``sdk_catalog``).
+    know whether its cache of SDK functions is stale (``sdk_apps.catalog``).
     """
 
     app_id = models.CharField(

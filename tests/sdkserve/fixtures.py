@@ -11,8 +11,8 @@ import pytest
 
 if TYPE_CHECKING:
     # Imported when used: this module loads before Django is set up.
-    from django_inngest.app_sync import SyncOutcome
     from django_inngest.models import FunctionRun
+    from django_inngest.sdk_apps.sync import SyncOutcome
     from tests.sdkserve.app import ServedApps
 
 _built: dict[str, ServedApps] = {}
@@ -28,7 +28,7 @@ class SdkServer:
         return f"{self.origin}{path}"
 
     def sync(self, path: str | None = None, **options: Any) -> SyncOutcome:
-        from django_inngest.app_sync import request_sync
+        from django_inngest.sdk_apps.sync import request_sync
         from tests.sdkserve.app import SERVE_PATH
 
         return request_sync(self.url(path or SERVE_PATH), **options)

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from django_inngest.console.timefmt import iso
 from django_inngest.models import CronSchedule
 from django_inngest.registrations import sync_registrations
-from django_inngest.timefmt import iso
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_inngest.app_sync import request_sync
+from django_inngest.sdk_apps.sync import request_sync
 
 
 class Command(BaseCommand):

@@ -28,7 +28,6 @@ from django.test import Client
 from django.utils import timezone
 
 from django_inngest import Event
-from django_inngest.app_sync import request_sync
 from django_inngest.models import (
     CronSchedule,
     FunctionRegistration,
@@ -37,6 +36,7 @@ from django_inngest.models import (
     StepStatus,
 )
 from django_inngest.models import Event as StoredEvent
+from django_inngest.sdk_apps.sync import request_sync
 from newsletter.inngest_functions import inngest_client
 from newsletter.management.commands._demo_support import LogCatcher, WebServer, Worker, wait_for
 from newsletter.models import Contact

@@ -5,7 +5,7 @@ retries, the registry, invoke), built from the config the app sent to ``POST /fn
 Its handler is never called: ``engine.run_handler`` hands its runs to ``engine.remote``, which
 calls the app at ``step_url`` instead.
 
-Pure: no models. ``sdk_catalog`` loads these from the database.
+Pure: no models. ``sdk_apps.catalog`` loads these from the database.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from django_inngest.definitions import Cancel, TriggerCron, TriggerEvent
 from django_inngest.exceptions import ConfigurationError
-from django_inngest.flow_config import FlowOptions
+from django_inngest.flow_control.config import FlowOptions
 from django_inngest.function import Function
 from django_inngest.sdk.registration import EventTrigger, SyncedFunction, parse_function_config
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from django_inngest.step_outcome import StepOutcome, step_outcome
-from django_inngest.timefmt import iso
+from django_inngest.console.step_outcome import StepOutcome, step_outcome
+from django_inngest.console.timefmt import iso
 
 #: Narrower bars are widened to this, so an instant step stays visible and clickable.
 MIN_WIDTH_PCT = 0.6

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from django_inngest.exceptions import ConfigurationError
-from django_inngest.flow_options import (
+from django_inngest.flow_control.options import (
     Batch,
     Concurrency,
     Debounce,

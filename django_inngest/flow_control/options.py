@@ -25,7 +25,7 @@ from typing import Any, Literal, Self
 
 from django_inngest.durations import describe, normalize_duration, to_duration_str
 from django_inngest.exceptions import ConfigurationError
-from django_inngest.flow_checks import (
+from django_inngest.flow_control.fields import (
     Duration,
     check_duration,
     check_expression,

@@ -1,7 +1,7 @@
 """Cron schedules with Inngest's semantics: parsing, next/previous ticks, jitter, timer events.
 
 ``CronSchedule.parse("TZ=Europe/Paris 0 9 * * 1-5")`` validates exactly as Inngest's sync
-does (``cron_parser``). Ticks (``cron_ticks``) are the instants whose wall-clock time in the
+does (``cron.parser``). Ticks (``cron.ticks``) are the instants whose wall-clock time in the
 schedule's zone matches, which across daylight saving means:
 
 * a wall-clock time skipped by a spring-forward transition does not fire that day
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from django_inngest.cron_parser import ParsedCron, parse_cron_expression
-from django_inngest.cron_ticks import TickFinder
+from django_inngest.cron.parser import ParsedCron, parse_cron_expression
+from django_inngest.cron.ticks import TickFinder
 from django_inngest.durations import MINUTE, SECOND, parse_duration_ns
 from django_inngest.exceptions import ConfigurationError
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from django_inngest.cron_parser import STAR_BIT, ParsedCron
+from django_inngest.cron.parser import STAR_BIT, ParsedCron
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _ONE_DAY = datetime.timedelta(days=1)

@@ -32,9 +32,9 @@ from django_inngest.sdk.errors import SdkProtocolError
 from django_inngest.sdk.registration import AppSync
 from django_inngest.sdk.transport import TransportError
 from django_inngest.sdk.url_guard import UrlRefused
-from django_inngest.sdk_catalog import catalog
-from django_inngest.sdk_function import SdkFunction, from_synced
-from django_inngest.sdk_http import (
+from django_inngest.sdk_apps.catalog import catalog
+from django_inngest.sdk_apps.function import SdkFunction, from_synced
+from django_inngest.sdk_apps.http import (
     SELF_CALL_HINT,
     is_dev,
     server_kind,

@@ -4,7 +4,7 @@ Subclass ``MiddlewareSync`` (hooks are plain methods; usable by sync and async f
 ``Middleware`` (hooks are coroutines; async functions only), override the hooks you need, and pass
 the *class* (or any ``factory(client, raw_request)``) in ``Inngest(middleware=[...])`` or
 ``create_function(middleware=[...])``. A fresh instance is made for every execution segment (what
-inngest-py calls a request; see ``middleware_manager``), so instance attributes are per segment.
+inngest-py calls a request; see ``middleware.manager``), so instance attributes are per segment.
 
 Hooks, in the order they are called within one segment (see ``MiddlewareManager`` for the order
 across several middleware and the exact call points)::

@@ -315,7 +315,7 @@ class _Query:
 
         entered = steps("started_at")
         # A wait ends when its step does, or, for a run cancelled or failed meanwhile, with
-        # the run (the step row keeps no end: see django_inngest.step_outcome).
+        # the run (the step row keeps no end: see django_inngest.console.step_outcome).
         interrupted_sql = (
             f"SELECT {_bucket('r.ended_at', self.size)} AS b, count(*) FROM {STEPS} s "
             f"JOIN {RUNS} r ON r.run_id = s.run_id WHERE s.kind IN ({kinds}) "

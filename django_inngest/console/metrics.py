@@ -35,7 +35,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from django_inngest.api.keys import signing_key_is_valid
-from django_inngest.dashboard import SETTLE, seconds_between
+from django_inngest.console.dashboard import SETTLE, seconds_between
 
 RUN_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400)
 STEP_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600)

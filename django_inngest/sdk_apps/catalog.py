@@ -23,7 +23,7 @@ from django_inngest.conf import settings
 from django_inngest.exceptions import ConfigurationError
 from django_inngest.models import FunctionRegistration, SdkApp
 from django_inngest.sdk.errors import SdkProtocolError
-from django_inngest.sdk_function import SdkFunction, from_stored
+from django_inngest.sdk_apps.function import SdkFunction, from_stored
 
 logger = logging.getLogger(__name__)
 _NEVER = -float("inf")

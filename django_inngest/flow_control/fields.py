@@ -1,4 +1,4 @@
-"""Shared checks and conversions for ``flow_options``: each error names the class and field."""
+"""Shared checks and conversions for ``flow_control.options``: each error names the class and field."""
 
 from __future__ import annotations
 
