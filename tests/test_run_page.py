@@ -171,7 +171,9 @@ def test_summary_comes_before_the_timeline_with_the_cancellation(
     assert reverse("admin:django_inngest_event_change", args=(system.pk,)) in block
 
 
-def loop_run(steps: int, *, failing_at: int | None = None) -> FunctionRun:
+def loop_run(
+    steps: int, *, failing_at: int | None = None, waits: dict[int, Any] | None = None
+) -> FunctionRun:
     """A run with many steps, written directly: the engine would take minutes to make one."""
     function = FunctionRegistration.objects.create(
         function_id="page-app-loop", app_id="page-app", fn_id="loop", name="Loop"
@@ -195,11 +197,13 @@ def loop_run(steps: int, *, failing_at: int | None = None) -> FunctionRun:
             run=run,
             step_id=f"import-batch-{n}",
             position=n,
-            kind="run",
+            kind="wait" if n in (waits or {}) else "run",
             status="Failed" if n == failing_at else "Completed",
             attempts=1,
             started_at=start + timedelta(seconds=n),
             ended_at=start + timedelta(seconds=n + 0.5),
+            # A wait's output is the matched event, or None (stored as SQL NULL) if it timed out.
+            output=(waits or {}).get(n, n),
             error={"name": "ValueError", "message": "row 17 is bad"} if n == failing_at else None,
         )
         for n in range(steps)
@@ -222,6 +226,15 @@ def test_a_200_step_run_shows_the_summary_the_failing_step_and_the_last_steps(
 
     everything = page(admin_client, run, steps="all")
     assert len(re.findall(r'<tr class="inngest-step" data-step-id="\d+"', everything)) == 200
+
+
+def test_a_wait_that_timed_out_is_shown_in_a_long_run_and_a_matched_one_is_not(
+    admin_client: Client,
+) -> None:
+    run = loop_run(200, waits={80: None, 90: {"name": "page/approved", "data": {}}})
+    names = set(re.findall(r"<code title=\"(import-batch-\d+)\">", page(admin_client, run)))
+    assert "import-batch-80" in names  # timed out: worth seeing wherever it is
+    assert "import-batch-90" not in names  # an ordinary, matched wait is folded
 
 
 def test_a_few_steps_are_all_shown(admin_client: Client) -> None:

@@ -28,9 +28,12 @@ MAX_NOTABLE = 20
 #: "Show all" still stops here: beyond it a run is read through the API or the steps list.
 SHOW_ALL_MAX = 500
 
-#: Steps worth seeing whatever their position: anything but a first-try, plain success.
+#: Steps worth seeing whatever their position: anything but a first-try, plain success. A wait
+#: that timed out stores its None output as SQL NULL (the column is nullable), hence isnull.
 NOTABLE = (
-    ~Q(status="Completed") | Q(attempts__gt=1) | Q(kind="wait", status="Completed", output=None)
+    ~Q(status="Completed")
+    | Q(attempts__gt=1)
+    | Q(kind="wait", status="Completed", output__isnull=True)
 )
 
 
