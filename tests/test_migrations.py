@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from django_inngest import Context, Inngest, TriggerEvent, cancel_run
+from django_inngest import ContextSync, Inngest, TriggerEvent, cancel_run
 from django_inngest.models import Event, FunctionRun, RunStatus, StepRun
 from django_inngest.testing import drain
 
@@ -52,7 +52,7 @@ def test_a_first_release_database_migrates_forward_and_its_runs_go_on(
     first_release: Apps, inngest: Inngest
 ) -> None:
     @inngest.create_function(fn_id="importer", trigger=TriggerEvent(event="old/import"))
-    def importer(ctx: Context) -> str:
+    def importer(ctx: ContextSync) -> str:
         batch = ctx.step.run("batch-1", lambda: "never again")  # memoized before the upgrade
         ctx.step.sleep("pause", timedelta(seconds=30))
         return f"{batch} and done"
