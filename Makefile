@@ -60,4 +60,4 @@ lint: $(STAMP)
 	$(BIN)/mypy --cache-dir $(VENV)/.mypy_cache
 
 clean:
-	rm -rf .venv .venv-* .test-db*.sqlite3* .coverage example_project/db.sqlite3*
+	rm -rf .venv .venv-* .test-db*.sqlite3* .coverage .coverage.* example_project/db.sqlite3*
